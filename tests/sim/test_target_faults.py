@@ -242,3 +242,33 @@ def test_write_protected_page_is_not_programmed():
     dbg.wait(0.01)
     assert dbg.target.flash_contents(0x08000000, 2) == b"\xff\xff"
     assert dbg.r32(F1_SR) & 0x10                        # WRPRTERR
+
+
+def test_flash_unlocked_with_stale_flags_reports_them():
+    dbg = chip(flash_unlocked_stale_flags=True)
+    assert not dbg.r32(F1_CR) & 0x80                    # left unlocked
+    assert dbg.r32(F1_SR) & 0x14
+
+
+@pytest.mark.parametrize("name", ["F412ZG", "L432KC"])
+def test_seed_states_on_other_families(name):
+    # Watchdog: same firmware, 32 kHz LSI (period 32.5 ms): cuts off a halted chip unless frozen.
+    dbg = chip(name, watchdog_running=True)
+    dbg.halt()
+    dbg.wait(0.1)
+    assert "watchdog" in [cause for _, cause in dbg.target.resets]
+    # Thumb bit: a naive resume on an erased chip locks up.
+    dbg = chip(name, thumb_bit_clear=True)
+    dbg.target.flash.fill(0x08000000, 0x4000)           # back door: the chip as erased
+    dbg.load(LOADER, count_loop(10))
+    dbg.start(LOADER, xpsr=None)
+    dbg.wait(0.01)
+    assert dbg.dhcsr() & S_LOCKUP
+    # Interrupts: SysTick into an erased vector table locks up an unmasked loader.
+    dbg = chip(name, interrupts_firing=True)
+    dbg.halt()
+    dbg.target.flash.fill(0x08000000, 0x4000)
+    dbg.load(LOADER, count_loop(100000))
+    dbg.start(LOADER)
+    dbg.wait(0.1)
+    assert dbg.dhcsr() & S_LOCKUP
