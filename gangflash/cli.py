@@ -60,8 +60,19 @@ def subcommand(name: str, help: str, configure: Configure | None = None) -> Call
     return register
 
 
+# Modules that register more subcommands with @subcommand when imported.
+SUBCOMMAND_MODULES = ("gangflash.cli_demo",)
+
+
+def _load_subcommands() -> None:
+    import importlib
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every registered subcommand."""
+    _load_subcommands()
     parser = argparse.ArgumentParser(
         prog="gangflash", description="Program many STM32 boards at once through ST-Link probes.")
     parser.add_argument("--version", action="version", version=f"gangflash {__version__}")
