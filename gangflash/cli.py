@@ -239,4 +239,6 @@ def cmd_probes(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run through the imported module so subcommand modules register into the same table.
+    from gangflash.cli import main as _main
+    sys.exit(_main())
