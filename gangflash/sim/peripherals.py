@@ -74,9 +74,13 @@ class Iwdg:
 
     BASE = 0x40003000
 
-    def __init__(self, chip: ChipSpec, on_expire: Callable[[], None]) -> None:
+    def __init__(self, chip: ChipSpec, on_expire: Callable[[], None],
+                 slice_elapsed: Callable[[], float] = lambda: 0.0) -> None:
         self.lsi_hz = 40_000 if chip.family == "F1" else 32_000
         self.on_expire = on_expire
+        # The chip hands the watchdog whole run slices afterwards; a (re)load by running code in
+        # the middle of a slice is credited with the part of the slice already gone.
+        self.slice_elapsed = slice_elapsed
         self.running = False
         self.pr = 0
         self.rlr = 0xFFF
@@ -95,7 +99,7 @@ class Iwdg:
     def start(self) -> None:
         if not self.running:
             self.running = True
-            self.remaining = self.period()
+            self.remaining = self.period() + self.slice_elapsed()
 
     def until_expiry(self, frozen: bool) -> float | None:
         return None if not self.running or frozen else max(self.remaining, 0.0)
@@ -117,7 +121,7 @@ class Iwdg:
             if value == 0xCCCC:
                 self.start()
             elif value == 0xAAAA:
-                self.remaining = self.period()
+                self.remaining = self.period() + self.slice_elapsed()
             self.unlocked = value == 0x5555
         elif offset == 0x04 and self.unlocked:
             self.pr = value & 0x7

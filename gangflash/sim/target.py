@@ -55,7 +55,8 @@ class SimTarget:
         self.bus = Bus(chip, self.core, self.flash)
         self.rcc = Rcc(chip)
         self.dbgmcu = Dbgmcu(chip)
-        self.iwdg = Iwdg(chip, on_expire=lambda: self._request_reset(RESET_FLAG_IWDG))
+        self.iwdg = Iwdg(chip, on_expire=lambda: self._request_reset(RESET_FLAG_IWDG),
+                         slice_elapsed=lambda: self.local_time() - self.now)
         self.crc = Crc(self.rcc.crc_clock_on)
         env = FlashEnv(now=self.local_time, stall=self._stall, hsi_on=self.rcc.hsi_on,
                        debugger_connected=lambda: self.debugger_connected,

@@ -272,3 +272,24 @@ def test_seed_states_on_other_families(name):
     dbg.start(LOADER)
     dbg.wait(0.1)
     assert dbg.dhcsr() & S_LOCKUP
+
+
+def test_watchdog_reloaded_by_running_code_never_fires_even_across_long_syncs():
+    # Regression: a reload in the middle of a long run slice was undone by the slice's length.
+    dbg = chip(hardware_watchdog=True)
+    dbg.halt()
+    dbg.load(LOADER, assemble("""
+        ldr r0, =0x40003000
+        ldr r1, =0x5555
+        str r1, [r0]
+        movs r1, #0
+        str r1, [r0, #4]                                @ PR = /4
+        movs r1, #100
+        str r1, [r0, #8]                                @ RLR = 100: 4*101/40 kHz = 10.1 ms
+        ldr r1, =0xAAAA
+    1:  str r1, [r0]
+        b 1b
+    """))
+    dbg.start(LOADER)
+    dbg.wait(0.05)                                      # one sync spanning five watchdog periods
+    assert "watchdog" not in [cause for _, cause in dbg.target.resets]
