@@ -43,8 +43,11 @@ reload before every page), 1 KiB table scratch, output array. Word i of the outp
 
 from __future__ import annotations
 
+import array
 import enum
 import struct
+import sys
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 
@@ -85,6 +88,7 @@ CRC_TABLE_SIZE = 1024
 PROGRAM_ENTRY = 0x0             # b.w program_entry
 CRC_ENTRY = 0x4                 # b.w crc_entry
 EXIT_BKPT = 0x8                 # bkpt #0, for hosts that set LR = blob + 8 + 1
+CRC_UNIT_ENTRY = 0xC            # b.w crc_unit_entry (CRC-32/MPEG-2 through the chip's CRC unit)
 
 IWDG_KR = 0x40003000
 IWDG_RELOAD = 0xAAAA
@@ -120,6 +124,7 @@ class Layout:
     program_pc: int
     crc_pc: int
     exit_lr: int                # address of a BKPT in the blob, Thumb bit set
+    crc_unit_pc: int = 0
 
     @property
     def ring_size(self) -> int:
@@ -179,7 +184,8 @@ class LoaderBlob:
                       crc_table_addr=ring_start, crc_out_addr=ring_start + CRC_TABLE_SIZE,
                       crc_max_pages=(ring_size - CRC_TABLE_SIZE) // 4, stack_top=stack_top,
                       program_pc=code_addr + self.program_entry, crc_pc=code_addr + self.crc_entry,
-                      exit_lr=(code_addr + self.exit_bkpt) | 1)
+                      exit_lr=(code_addr + self.exit_bkpt) | 1,
+                      crc_unit_pc=code_addr + CRC_UNIT_ENTRY)
 
     def unit_for(self, psize: int | None = None) -> int:
         """Programming unit in bytes; on F4 for the given PSIZE (None: the default x32)."""
@@ -229,6 +235,35 @@ class LoaderBlob:
             raise ValueError(f"{count} pages: the layout has room for {layout.crc_max_pages} results")
         return struct.pack("<7I", address, page_size, count, FLAG_IWDG if iwdg else 0,
                            layout.crc_table_addr, layout.crc_out_addr, 0)
+
+    def crc_unit_job(self, layout: Layout, address: int, page_size: int, count: int, crc_base: int,
+                     iwdg: bool = False) -> bytes:
+        """A CJ block for the CRC-unit routine (entry ``layout.crc_unit_pc``): CJ_TABLE carries
+        the CRC unit's base; results (CRC-32/MPEG-2 per page) go to ``layout.crc_out_addr``."""
+        if address % 4 or page_size % 16 or page_size <= 0:
+            raise ValueError("CRC-unit address must be a multiple of 4, page size of 16")
+        if count > layout.crc_max_pages:
+            raise ValueError(f"{count} pages: the layout has room for {layout.crc_max_pages} results")
+        return struct.pack("<7I", address, page_size, count, FLAG_IWDG if iwdg else 0,
+                           crc_base, layout.crc_out_addr, 0)
+
+
+def crc32_mpeg2(data: bytes) -> int:
+    """What the STM32 CRC unit computes over ``data`` fed as little-endian words: CRC-32/MPEG-2
+    (poly 0x04C11DB7, init 0xFFFFFFFF, no reflection, no final XOR) of each word's bytes taken
+    most significant first. Computed with zlib (C speed): byte-swap the words, reflect each
+    byte, take zlib's reflected CRC-32, undo its final XOR and reflect the result."""
+    if len(data) % 4:
+        raise ValueError("the CRC unit takes whole words")
+    words = array.array("I", data)
+    if sys.byteorder == "little":
+        words.byteswap()
+    reflected = words.tobytes().translate(_REFLECT)
+    crc = zlib.crc32(reflected) ^ 0xFFFFFFFF
+    return int(f"{crc:032b}"[::-1], 2)
+
+
+_REFLECT = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
 def ring_free(wp: int, rp: int, ring_start: int, ring_end: int) -> int:

@@ -159,3 +159,4 @@ halt:
 
 
         .include "crc32.s"
+        .include "crc_unit.s"

@@ -145,3 +145,4 @@ stop:
         bkpt    #0
 
         .include "crc32.s"
+        .include "crc_unit.s"

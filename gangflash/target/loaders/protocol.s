@@ -72,6 +72,7 @@
         b.w     crc_entry               @ +4
         bkpt    #0                      @ +8
         bkpt    #0                      @ +10 (padding)
+        b.w     crc_unit_entry          @ +12
         .endm
 
 @ rd := IWDG_KR when bit 0 of rflags is set, else the scratch word at rbase + scratch: every

@@ -1,0 +1,94 @@
+"""The flash engine end to end against simulated boards: plan, erase, stream, verify, reset."""
+
+from __future__ import annotations
+
+import pytest
+
+from gangflash.target.flash.errors import ReadoutProtected, VerifyFailed, WriteProtected
+from gangflash.target.flash.program import FlashOptions, flash_image
+from gangflash.target.flash.progress import StageFinished, StageProgress
+from gangflash.target.image import Image
+from gangflash.target.image_formats import Chunk
+
+from .board import FLASH, attach, board, image
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
+
+
+@pytest.mark.parametrize("chip, model", [("F103C8", "V2"), ("F412ZG", "V3"), ("L432KC", "V2-1")])
+async def test_programs_and_verifies_on_three_generations(chip, model):
+    img, data = image(20 * 1024 + 8, seed=3)
+    async with board(chip, model=model) as (stlink, sim):
+        events = []
+        result = await flash_image(await attach(stlink), img, sink=events.append)
+        assert sim.target.flash_contents(FLASH, len(data)) == data
+        stages = [e.stage for e in events if isinstance(e, StageFinished)]
+        assert stages == ["unlock", "plan", "erase", "program", "verify", "reset"]
+        assert any(isinstance(e, StageProgress) and e.stage == "program" and e.done == e.total for e in events)
+        assert result.programmed >= len(data)
+
+
+async def test_bytes_outside_the_image_survive_in_partial_pages():
+    async with board("F103C8") as (stlink, sim):
+        sim.target.flash.write_raw(FLASH, bytes(range(256)) * 8)       # old content, page 0-1
+        img = Image.from_chunks([Chunk(FLASH + 0x100, b"\xaa" * 0x80, "t")], path="t.bin", format="bin")
+        await flash_image(await attach(stlink), img)
+        flash = sim.target.flash_contents(FLASH, 0x800)
+        assert flash[:0x100] == bytes(range(256))
+        assert flash[0x100:0x180] == b"\xaa" * 0x80
+        assert flash[0x180:0x800] == (bytes(range(256)) * 8)[0x180:0x800]
+
+
+async def test_reflash_of_an_unchanged_image_skips_every_unit():
+    img, data = image(32 * 1024, seed=4)
+    async with board("F103C8") as (stlink, sim):
+        first = await flash_image(await attach(stlink), img)
+        t0 = __import__("anyio").current_time()
+        second = await flash_image(await attach(stlink), img)
+        again = __import__("anyio").current_time() - t0
+        assert second.skipped == len(second.plan.work) and second.programmed == 0
+        assert again < 0.1 * first.seconds
+        assert sim.target.flash_contents(FLASH, len(data)) == data
+
+
+async def test_full_flash_image_uses_one_mass_erase():
+    img, data = image(64 * 1024, seed=5)
+    async with board("F103C8") as (stlink, sim):
+        result = await flash_image(await attach(stlink), img)
+        assert result.plan.mass_erase
+        assert sim.target.flash_contents(FLASH, len(data)) == data
+
+
+async def test_write_protected_page_fails_before_erase_with_its_address():
+    img, _ = image(8 * 1024, seed=6)
+    async with board("F103C8", write_protected=(4,)) as (stlink, sim):
+        sim.target.flash.write_raw(FLASH, b"\x11" * 1024)
+        with pytest.raises(WriteProtected, match="0x08001000 is write-protected"):
+            await flash_image(await attach(stlink), img)
+        assert sim.target.flash_contents(FLASH, 16) == b"\x11" * 16    # nothing erased
+
+
+@pytest.mark.parametrize("chip", ["F103C8", "F412ZG", "L432KC"])
+async def test_readout_protection_refused_without_unlock(chip):
+    img, _ = image(4096, seed=7)
+    async with board(chip, rdp_level1=True) as (stlink, sim):
+        with pytest.raises(ReadoutProtected, match="set unlock = true"):
+            await flash_image(await attach(stlink), img)
+
+
+@pytest.mark.parametrize("chip", ["F103C8", "F412ZG", "L432KC"])
+async def test_readout_protection_regressed_with_unlock(chip):
+    img, data = image(4096, seed=7)
+    async with board(chip, rdp_level1=True) as (stlink, sim):
+        sim.target.flash.write_raw(FLASH + 0x8000, b"secret" * 10)
+        result = await flash_image(await attach(stlink), img, FlashOptions(unlock=True))
+        assert sim.target.flash_contents(FLASH, len(data)) == data
+        assert sim.target.flash_contents(FLASH + 0x8000, 6) == b"\xff" * 6  # mass-erased on the way
+        assert any("readout protection" in n for n in result.notes)
+
+
+async def test_stuck_bits_fail_verify_with_the_page_address():
+    img, _ = image(4096, seed=8)
+    async with board("F103C8", stuck_bits={FLASH + 0x403: 0xFF}) as (stlink, sim):
+        with pytest.raises(VerifyFailed, match="0x08000400"):
+            await flash_image(await attach(stlink), img)
