@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from ...transport.stlink import StlinkError
 from ..image import Image, check_fits
 from ..loaders import LoaderBlob, Status, crc32_mpeg2, loader_for
 from .errors import ClockMissing, FlashError, ReadoutProtected, VerifyFailed, WriteProtected
 from .plan import FlashPlan, UnitWork, choose_erase, fill_holes, touched_units
-from .progress import Note, ProgressSink, Stage, ignore
+from .progress import Note, ProgressSink, Stage, StageStarted, ignore
 from .runner import LoaderRunner
 from .session import Target
 
@@ -57,7 +58,9 @@ class FlashEngine:
     def __init__(self, target: Target, options: FlashOptions | None = None, sink: ProgressSink = ignore) -> None:
         self.target = target
         self.options = options or FlashOptions()
-        self.sink = sink
+        self._sink = sink
+        self._stage: str | None = None
+        self.sink = self._track
         part = target.part
         self.blob: LoaderBlob = loader_for(part.controller.generation)
         self.timing = part.controller.timing()
@@ -69,6 +72,15 @@ class FlashEngine:
         self.notes: list[str] = []
         self.jobs: list = []
 
+    @property
+    def stage(self) -> str | None:
+        return self._stage
+
+    def _track(self, event) -> None:
+        if isinstance(event, StageStarted):
+            self._stage = event.stage
+        self._sink(event)
+
     def note(self, text: str) -> None:
         log.info("%s: %s", self.target.serial, text)
         self.notes.append(text)
@@ -76,6 +88,26 @@ class FlashEngine:
 
     # ------------------------------------------------------------------ the sequence
     async def run(self, image: Image) -> FlashResult:
+        """The whole sequence. A target that stops answering mid-way (the probe still there)
+        is diagnosed from the target voltage: power lost, or contact lost."""
+        try:
+            return await self._run(image)
+        except StlinkError as err:
+            raise await self._lost_target(err) from err
+
+    async def _lost_target(self, err: StlinkError) -> FlashError:
+        stage = self.stage or "connect"
+        try:
+            volts = await self.target.probe.target_voltage()
+        except Exception:                                   # noqa: BLE001 - keep the first error
+            volts = None
+        if volts is not None and volts < 1.0:
+            return FlashError(f"target lost power during {stage} (target voltage {volts:.2f} V)",
+                              stage=stage, address=err.address)
+        return FlashError(f"lost contact with the target during {stage}: {err.detail}",
+                          stage=stage, address=err.address)
+
+    async def _run(self, image: Image) -> FlashResult:
         target, opts = self.target, self.options
         started = anyio.current_time()
         geometry = target.geometry
