@@ -261,14 +261,15 @@ class FlashEngine:
         unit = self.target.geometry.unit_containing(resume_from)
         return unit.start
 
-    async def reerase_from(self, address: int) -> None:
-        """The unit holding ``address`` may be half-programmed: erase it again."""
-        unit = self.target.geometry.unit_containing(address)
-        await self.target.flash.erase_unit(unit, self.timing.erase_time(unit.size).maximum * 1.5 + 0.5)
+    async def reerase_from(self, address: int, end: int | None = None) -> None:
+        """The unit holding ``address`` may be half-programmed: erase it again (and every unit
+        up to ``end`` when earlier attempts may have written there)."""
+        for unit in self.target.geometry.units_overlapping(address, end or address + 1):
+            await self.target.flash.erase_unit(unit, self.timing.erase_time(unit.size).maximum * 1.5 + 0.5)
 
     async def program_direct(self, dest: int, data: bytes, on_progress) -> None:
         """No loader: the debug port writes each programming unit with the controller set up."""
-        await self.reerase_from(dest)
+        await self.reerase_from(dest, dest + len(data))
         await self.target.flash.program_direct(dest, data, on_progress)
 
     # ------------------------------------------------------------------ verify

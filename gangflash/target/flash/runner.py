@@ -17,7 +17,7 @@ import anyio
 
 from ..debug import (DFSR, DFSR_BKPT, DFSR_VCATCH, REG_SPECIAL, REG_XPSR, S_HALT, S_LOCKUP, S_RESET_ST,
                      S_SLEEP, CortexDebug, CoreSnapshot)
-from ..loaders import CB_REMAINING, CB_RP, CB_STATUS, CB_WP, Layout, LoaderBlob, Status, ring_free
+from ..loaders import CB_DEST, CB_REMAINING, CB_RP, CB_STATUS, CB_WP, Layout, LoaderBlob, Status, ring_free
 from .errors import ClockMissing, LoaderFailed, ProgramFailed, VerifyFailed, WriteProtected
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,9 @@ class LoaderRunner:
                                result=result, in_blob=self._in_blob(shot.regs.get("pc", 0)),
                                describe_sr=self.describe_sr, wrp_bits=self.wrp_bits, volts=volts,
                                generation=self.generation, what=what, cb_status=cb_status)
-        address = result.dest if result else None
+        # Where to resume: the loader publishes DEST (the unit in flight) in SRAM, which a
+        # reset does not clear.
+        address = result.dest if result else await self._safe_read(self.layout.cb_addr + CB_DEST)
         log.info("loader failure: %s (%s)", message, shot.describe())
         return cls(message, sr=flash_sr, snapshot=shot, address=address)
 
