@@ -6,16 +6,21 @@ Order for one board attempt: ``BoardStarted``, then stages (``StageStarted``, ``
 ends with ``BatchFinished``; in auto mode ``BoardWaiting`` marks a slot ready for the next board.
 Every event carries the slot label and the loop time it happened at.
 
-``EventBus`` gives each subscriber its own bounded stream, so a slow consumer (a dashboard
-repainting) never drops events for another (the journal), and closes them all when the batch ends.
+``EventBus`` gives each subscriber its own stream, so a slow consumer (a dashboard repainting)
+never delays or drops events for another (the journal), and closes them all when the batch ends.
+The streams are unbounded on purpose: ``emit`` is synchronous (the flash engine reports progress
+from plain callbacks) and must never lose an event; consumers drain far faster than boards
+produce (a few hundred events per board).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 log = logging.getLogger(__name__)
@@ -122,26 +127,30 @@ TERMINAL = (BoardPassed, BoardFailed, BoardAborted)
 
 
 class EventBus:
-    """Fan-out of events to subscribers, each with its own bounded buffer."""
+    """Fan-out of events to subscribers, each with its own stream."""
 
-    def __init__(self, buffer: int = 4096) -> None:
-        self._buffer = buffer
+    def __init__(self) -> None:
         self._senders: list[MemoryObjectSendStream[Event]] = []
         self.closed = False
 
     def subscribe(self) -> MemoryObjectReceiveStream[Event]:
         """A new stream that receives every event published from now on."""
-        send, receive = anyio.create_memory_object_stream[Event](self._buffer)
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
         self._senders.append(send)
         return receive
 
-    async def publish(self, event: Event) -> None:
-        """Deliver to every subscriber, waiting while one is full (back-pressure, no loss)."""
+    def emit(self, event: Event) -> None:
+        """Deliver to every subscriber now (never blocks, never drops)."""
         for send in list(self._senders):
             try:
-                await send.send(event)
+                send.send_nowait(event)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._senders.remove(send)          # that subscriber went away
+
+    async def publish(self, event: Event) -> None:
+        """``emit``, then let the consumers run."""
+        self.emit(event)
+        await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
         self.closed = True

@@ -566,6 +566,9 @@ class AsyncJournal:
     async def attempts(self, batch_id: int | None = None) -> list[AttemptRecord]:
         return await self._call(self.sync.attempts, batch_id)
 
+    async def attempt(self, attempt_id: int) -> AttemptRecord:
+        return await self._call(self.sync.attempt, attempt_id)
+
     async def uid_seen(self, batch_id: int, uid: bytes | str) -> list[int]:
         return await self._call(self.sync.uid_seen, batch_id, uid)
 

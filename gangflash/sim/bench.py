@@ -28,9 +28,15 @@ def make_probe(chip: str | None = "F103C8", *, clock: Clock, model: str = "V2", 
                probe_faults: ProbeFaults | None = None, target_faults: TargetFaults | None = None,
                index: int = 0) -> SimProbe:
     """One probe; ``chip=None`` leaves it with nothing attached."""
-    target = SimTarget(chip_by_name(chip), clock, target_faults) if chip else None
-    return SimProbe(serial=serial or sim_serial(index), target=target, clock=clock, model=model,
-                    faults=probe_faults)
+    serial = serial or sim_serial(index)
+    target = SimTarget(chip_by_name(chip), clock, target_faults, unique_id=board_uid(serial, chip)) if chip else None
+    return SimProbe(serial=serial, target=target, clock=clock, model=model, faults=probe_faults)
+
+
+def board_uid(serial: str, chip: str) -> bytes:
+    """A 96-bit unique ID for the board behind probe ``serial``: fixed per board, distinct
+    between boards (as real chips' are), so duplicate-UID checks see what hardware would."""
+    return hashlib.sha1(f"uid-{serial}-{chip}".encode()).digest()[:12]
 
 
 def make_probes(spec: int | list[str], *, clock: Clock, model: str = "V2") -> list[SimProbe]:

@@ -41,6 +41,7 @@ class Bus:
         self.core = core
         self.flash = flash
         self.controller: FlashController | None = None
+        self.unique_id = chip.unique_id
         self.ppb_read: Callable[[int, int], int] = lambda a, s: 0
         self.ppb_write: Callable[[int, int, int], None] = lambda a, v, s: None
         self.ppb_gate: Callable[[], None] = lambda: None
@@ -172,7 +173,7 @@ class Bus:
         for i in range(size):
             a = address + i
             if chip.uid_addr <= a < chip.uid_addr + 12:
-                data[i] = chip.unique_id[a - chip.uid_addr]
+                data[i] = self.unique_id[a - chip.uid_addr]
             elif chip.flash_size_reg <= a < chip.flash_size_reg + 2:
                 data[i] = ((chip.flash_size // 1024) >> (8 * (a - chip.flash_size_reg))) & 0xFF
         return int.from_bytes(data, "little")

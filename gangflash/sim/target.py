@@ -37,7 +37,8 @@ AP_CSW_RESET = 0x23000052        # MasterType, HPROT data+privileged, DeviceEn, 
 class SimTarget:
     """One chip on one board."""
 
-    def __init__(self, chip: ChipSpec | str, clock: Clock, faults: TargetFaults | None = None) -> None:
+    def __init__(self, chip: ChipSpec | str, clock: Clock, faults: TargetFaults | None = None,
+                 unique_id: bytes | None = None) -> None:
         self.chip = chip_by_name(chip) if isinstance(chip, str) else chip
         self.clock = clock
         self.faults = faults or TargetFaults()
@@ -53,6 +54,8 @@ class SimTarget:
         self.core = C.CortexM(chip.core, chip.cpuid)
         self.flash = FlashMemory(chip.flash_base, chip.flash_size)
         self.bus = Bus(chip, self.core, self.flash)
+        # Every real chip has its own 96-bit UID; boards of one part number differ here.
+        self.bus.unique_id = unique_id if unique_id is not None else chip.unique_id
         self.rcc = Rcc(chip)
         self.dbgmcu = Dbgmcu(chip)
         self.iwdg = Iwdg(chip, on_expire=lambda: self._request_reset(RESET_FLAG_IWDG),

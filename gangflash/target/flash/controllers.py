@@ -148,6 +148,10 @@ class FlashInterface:
         """Readout protection level 1 -> 0; the chip mass-erases its flash on the way."""
         raise FlashError(f"removing readout protection is not supported on {self.generation}")
 
+    async def set_rdp_level1(self) -> None:
+        """Readout protection level 1 from the next reset (after programming and verifying)."""
+        raise FlashError(f"setting readout protection is not supported on {self.generation}")
+
 
 class F1Flash(FlashInterface):
     """F0/F1/F3 FPEC: halfword programming, PER/MER + STRT erase, OBR/WRPR options."""
@@ -213,6 +217,20 @@ class F1Flash(FlashInterface):
         sr = await self.wait_idle(5.0, what="RDP level 0 (mass erase)")
         await self.write(self.cr, 0)
         await self.check(sr, what="RDP level 0 (mass erase)")
+
+    async def set_rdp_level1(self) -> None:
+        """Erase the option bytes (RDP reads 0xFF: any value but 0xA5 is level 1) and program
+        RDP = 0x00 explicitly; loaded at the next reset."""
+        await self.write(self.optkeyr, KEY1)
+        await self.write(self.optkeyr, KEY2)
+        await self.write(self.cr, self.OPTER | self.OPTWRE)
+        await self.write(self.cr, self.OPTER | self.OPTWRE | self.STRT)
+        await self.check(await self.wait_idle(2.0, what="option byte erase"), what="option byte erase")
+        await self.write(self.cr, self.OPTPG | self.OPTWRE)
+        await self.mem.probe.write_memory(0x1FFFF800, b"\x00\x00", width=2)
+        sr = await self.wait_idle(2.0, what="RDP level 1")
+        await self.write(self.cr, 0)
+        await self.check(sr, what="RDP level 1")
 
     async def protected_units(self, units: list[Unit]) -> list[Unit]:
         """Units whose WRP bit is 0 (F1: 4 pages per bit with 1 KiB pages, 2 with 2 KiB, bit 31
@@ -280,6 +298,16 @@ class F4Flash(FlashInterface):
         sr = await self.wait_idle(40.0, what="RDP level 0 (mass erase)")
         await self.check(sr, what="RDP level 0 (mass erase)")
 
+    async def set_rdp_level1(self) -> None:
+        """OPTCR.RDP = 0x55 (neither 0xAA nor 0xCC: level 1), OPTSTRT; loaded at the next reset."""
+        await self.write(self.optkeyr, 0x08192A3B)
+        await self.write(self.optkeyr, 0x4C5D6E7F)
+        optcr = (await self.read(self.optcr) & ~0xFF03) | (0x55 << 8)
+        await self.write(self.optcr, optcr)
+        await self.write(self.optcr, optcr | 2)
+        await self.check(await self.wait_idle(2.0, what="RDP level 1"), what="RDP level 1")
+        await self.write(self.optcr, optcr | 1)                 # OPTLOCK again
+
     async def protected_units(self, units: list[Unit]) -> list[Unit]:
         nwrp = (await self.read(self.optcr) >> 16) & 0xFFF
         return [u for u in units if u.index < 12 and not nwrp >> u.index & 1]
@@ -332,6 +360,15 @@ class L4Flash(FlashInterface):
             await self.write(self.cr, 1 << 27)            # OBL_LAUNCH: resets the chip
         except Exception as exc:                          # noqa: BLE001 - the reset may cut the access
             log.debug("OBL_LAUNCH: %s", exc)
+
+    async def set_rdp_level1(self) -> None:
+        """OPTR.RDP = 0xBB (level 1), OPTSTRT; loaded at the next option load (reset)."""
+        await self.write(self.optkeyr, 0x08192A3B)
+        await self.write(self.optkeyr, 0x4C5D6E7F)
+        optr = await self.read(self.optr)
+        await self.write(self.optr, (optr & ~0xFF) | 0xBB)
+        await self.write(self.cr, 1 << 17)
+        await self.check(await self.wait_idle(2.0, what="RDP level 1"), what="RDP level 1")
 
     async def protected_units(self, units: list[Unit]) -> list[Unit]:
         protected = []
