@@ -1,15 +1,14 @@
 """``gangflash run CONFIG``: the dashboard on a terminal, one line per board event otherwise.
 
 Exit 0 when every board passed, 1 when any failed or was aborted, 2 for config or usage errors.
-A batch of simulated boards with ``pace = 0`` runs on a virtual-time loop (as fast as the host
-can); anything else runs in real time. Ctrl-C stops starting boards, lets those in flight reach
+Simulated boards run on a virtual-time loop, paced to the wall clock by ``[sim] pace`` (see
+``orchestrator.pacing``); real probes run in real time. Ctrl-C stops starting boards, lets those in flight reach
 a safe point (bounded), and journals them as aborted; a second Ctrl-C cancels at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import signal
 import sys
@@ -20,6 +19,7 @@ from gangflash.cli import ANYIO_BACKEND_OPTIONS, subcommand
 from gangflash.orchestrator.config import ConfigErrors, format_errors, load_config
 from gangflash.orchestrator.config_sim import make_sim_probes, sim_boards_from_spec
 from gangflash.orchestrator.config_schema import SimSpec
+from gangflash.orchestrator.pacing import run_simulated
 from gangflash.orchestrator.printer import LinePrinter
 from gangflash.orchestrator.scheduler import Batch, BatchError
 
@@ -48,6 +48,7 @@ def _backend_factory(config):
 
 
 async def _headless(batch: Batch, printer: LinePrinter) -> int:
+    await batch.prepare()                  # identity problems end here, before any board is touched
     stream = batch.events.subscribe()
 
     async def show() -> None:
@@ -95,15 +96,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     interactive = sys.stdout.isatty() and not args.headless and not args.json
     batch = Batch(config, _backend_factory(config), keep_alive=interactive,
                   auto=True if args.auto else None)
-    options = dict(ANYIO_BACKEND_OPTIONS)
-    if config.sim is not None and config.sim.boards and config.sim.pace == 0 and "loop_factory" not in options:
-        import looptime
-        options["loop_factory"] = looptime.new_event_loop
+    simulated = config.sim is not None and bool(config.sim.boards)
     try:
         if interactive:
             from gangflash.tui.app import run_dashboard
             return run_dashboard(batch)
-        return anyio.run(_headless, batch, LinePrinter(as_json=args.json), backend_options=options)
+        printer = LinePrinter(as_json=args.json)
+        if simulated and "loop_factory" not in ANYIO_BACKEND_OPTIONS:
+            return run_simulated(_headless, batch, printer, pace=config.sim.pace)
+        return anyio.run(_headless, batch, printer, backend_options=ANYIO_BACKEND_OPTIONS)
     except BatchError as exc:
         print(f"batch not started: {exc}", file=sys.stderr)
         return 2

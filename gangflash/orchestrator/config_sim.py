@@ -127,8 +127,9 @@ def read_sim_section(ck: Collector, data: dict) -> SimSpec | None:
                         check=lambda v: None if re.fullmatch(r"[0-9A-Fa-f]{24}", v) else f"{v!r} is not a probe serial")
         serial = serial or sim.sim_serial(index)
         label = ck.get(board, f"{path}.label", str, None)
-        for value, seen, cls, key in ((serial, serials, DuplicateProbe, "serial"),
-                                      (label, labels, DuplicateLabel, "label")):
+        # Two simulated probes may share a serial on purpose: clone probes do, and the scheduler's
+        # identity pinning (port paths) is what that case tests. Labels stay unique.
+        for value, seen, cls, key in ((label, labels, DuplicateLabel, "label"),):
             if value is None:
                 continue
             if value in seen:

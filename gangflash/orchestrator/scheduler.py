@@ -116,15 +116,28 @@ class Batch:
         self.set_paused(False)
 
     # ------------------------------------------------------------------ the run
+    async def prepare(self) -> None:
+        """Open the backend and bind slots to probes; raises BatchError (nothing touched yet).
+        ``run`` calls it when the caller has not."""
+        if self.backend is not None:
+            return
+        self.backend = self._backend_factory()
+        try:
+            self.slots = await self.resolve_slots()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.backend.aclose()
+            self.backend = None
+            raise
+
     async def run(self) -> BatchSummary:
         cfg = self.config
         self._stop_event = anyio.Event()
         if self._stopping:
             self._stop_event.set()
-        self.backend = self._backend_factory()
+        await self.prepare()
         self._journal = await AsyncJournal.open(self.journal_path)
         try:
-            self.slots = await self.resolve_slots()
             self._batch_id = await self._journal.start_batch(
                 cfg.name, config_path=str(cfg.path), firmware_path=str(cfg.firmware.path),
                 firmware_sha256=cfg.firmware.sha256)

@@ -102,9 +102,9 @@ class FlashInterface:
             return
         await self.write(self.sr, bad)
         if bad & self.wrp_bits:
-            raise WriteProtected(f"{what}: 0x{address or 0:08X} is write-protected "
-                                 f"(option bytes WRP; clear the protection or use another image)",
-                                 sr=sr, address=address)
+            where = f"0x{address:08X} is write-protected" if address is not None else "write-protected pages"
+            raise WriteProtected(f"{what}: {where} (option bytes WRP; clear the protection or use "
+                                 f"another image)", sr=sr, address=address)
         raise EraseFailed(f"{what} failed: {self.describe_status(bad)}", sr=sr, address=address)
 
     wrp_bits = 0

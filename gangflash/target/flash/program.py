@@ -128,9 +128,9 @@ class FlashEngine:
         if opts.verify != "none":
             async with Stage(self.sink, "verify") as stage:
                 await self.verify(plan, stage)
+        await target.flash.lock_cr()            # never leave the controller unlocked
         if opts.reset_after:
             async with Stage(self.sink, "reset"):
-                await target.flash.lock_cr()
                 await target.core.write32(0xE000EDFC, 0)           # DEMCR: no vector catch
                 await target.core.write32(0xE000EDF0, 0xA05F0001)  # leave halt (debug still enabled)
                 await target.core.write32(0xE000ED0C, 0x05FA0004)  # SYSRESETREQ: run the new firmware
@@ -161,6 +161,9 @@ class FlashEngine:
             blank_elsewhere = False              # only a full-flash image may be mass-erased automatically
         plan.mass_erase = choose_erase(work, geometry.units, strategy=self.options.erase,
                                        unit_erase_s=erase_time, mass_erase_s=mass, blank_elsewhere=blank_elsewhere)
+        if plan.mass_erase:
+            for w in work:
+                w.skip = False          # a mass erase wipes up-to-date units too: write them all again
         return plan
 
     async def unit_crcs(self, units) -> list[int]:

@@ -28,6 +28,7 @@ IWDGRSTF = 1 << 29
 MIN_CHUNK = 1024                # do not bother the probe for less (unless it is the tail)
 FIRST_CHUNK = 512               # start programming early; the rest streams while it runs
 MAX_CHUNK = 8192                # chunks grow to this: a write must not outlast what the ring holds
+IDLE_CHUNK = 2048               # while the flash erases: small enough not to overrun the erase
 
 
 @dataclass
@@ -106,7 +107,7 @@ class LoaderRunner:
             await self.probe.write_memory(lay.cb_addr, self.blob.control_block(lay, job.dest, len(job.data), job.flags))
             job.cb_written = True
         free = ring_free(job.wp, lay.ring_start, lay.ring_start, lay.ring_end)
-        want = min(len(job.data) - job.sent, free, MAX_CHUNK)
+        want = min(len(job.data) - job.sent, free, IDLE_CHUNK)
         if want <= 0:
             return False
         job.wp = await self._write_ring(job.wp, job.data[job.sent:job.sent + want])

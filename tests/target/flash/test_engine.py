@@ -92,3 +92,20 @@ async def test_stuck_bits_fail_verify_with_the_page_address():
     async with board("F103C8", stuck_bits={FLASH + 0x403: 0xFF}) as (stlink, sim):
         with pytest.raises(VerifyFailed, match="0x08000400"):
             await flash_image(await attach(stlink), img)
+
+
+async def test_forced_mass_erase_rewrites_units_that_were_up_to_date():
+    """Regression: a mass erase wiped units the plan had skipped as up to date (false PASS)."""
+    img, data = image(8 * 1024, seed=31)
+    async with board("F103C8") as (stlink, sim):
+        await flash_image(await attach(stlink), img)
+        result = await flash_image(await attach(stlink), img, FlashOptions(erase="mass"))
+        assert result.plan.mass_erase and result.skipped == 0
+        assert sim.target.flash_contents(FLASH, len(data)) == data
+
+
+async def test_controller_is_locked_even_without_reset():
+    img, _ = image(2048, seed=32)
+    async with board("F103C8") as (stlink, sim):
+        await flash_image(await attach(stlink), img, FlashOptions(reset_after=False))
+        assert await stlink.read_u32(0x40022010) & 0x80            # FLASH_CR.LOCK
