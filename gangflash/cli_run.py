@@ -69,10 +69,11 @@ async def _headless(batch: Batch, printer: LinePrinter) -> int:
                 batch.request_stop()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(show)
-        tg.start_soon(on_signals, tg.cancel_scope)
-        summary = await batch.run()
-        tg.cancel_scope.cancel()
+        tg.start_soon(show)                # ends when the batch closes its event stream
+        async with anyio.create_task_group() as signals:
+            signals.start_soon(on_signals, tg.cancel_scope)
+            summary = await batch.run()
+            signals.cancel_scope.cancel()
     return summary.exit_code
 
 
