@@ -99,7 +99,7 @@ case "$cmd" in
         run_tests "$@" ;;
     demo)
         setup_python
-        exec "$VENV/bin/gangflash" demo "$@" ;;
+        exec "$VENV/bin/gangflash" run configs/demo.toml "$@" ;;
     *)
         echo "usage: ./dev.sh [setup|test|demo] [args...]" >&2; exit 2 ;;
 esac
