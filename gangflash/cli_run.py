@@ -19,7 +19,7 @@ from gangflash.cli import ANYIO_BACKEND_OPTIONS, subcommand
 from gangflash.orchestrator.config import ConfigErrors, format_errors, load_config
 from gangflash.orchestrator.config_sim import make_sim_probes, sim_boards_from_spec
 from gangflash.orchestrator.config_schema import SimSpec
-from gangflash.orchestrator.pacing import run_simulated
+from gangflash.orchestrator.pacing import PacedBatch, run_simulated, virtual_loop
 from gangflash.orchestrator.printer import LinePrinter
 from gangflash.orchestrator.scheduler import Batch, BatchError
 
@@ -101,6 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if interactive:
             from gangflash.tui.app import run_dashboard
+            if simulated:
+                # The dashboard shares the virtual-time loop with the simulated boards, paced to
+                # the wall clock (see orchestrator.pacing).
+                return run_dashboard(PacedBatch(batch, config.sim.pace or 1.0), loop=virtual_loop())
             return run_dashboard(batch)
         printer = LinePrinter(as_json=args.json)
         if simulated and "loop_factory" not in ANYIO_BACKEND_OPTIONS:

@@ -48,3 +48,27 @@ def run_simulated(fn: Callable[..., Awaitable[T]], *args: Any, pace: float = 0.0
     if pace > 0:
         return anyio.run(functools.partial(_paced, pace, fn), *args, backend_options=options)
     return anyio.run(fn, *args, backend_options=options)
+
+
+class PacedBatch:
+    """A batch whose ``run`` is paced (for a UI that owns the event loop, e.g. the dashboard
+    running on a virtual-time loop); everything else is the batch's own."""
+
+    def __init__(self, batch: Any, pace: float) -> None:
+        self._batch = batch
+        self._pace = pace
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+    async def run(self) -> Any:
+        if self._pace > 0:
+            return await _paced(self._pace, self._batch.run)
+        return await self._batch.run()
+
+
+def virtual_loop():
+    """A new virtual-time event loop (looptime)."""
+    import looptime
+    return looptime.new_event_loop()
+
