@@ -152,12 +152,13 @@ class CortexDebug:
         AIRCR.SYSRESETREQ. Peripherals (watchdog started by software, SysTick, DMA, clocks) are
         back at their reset values; only debug-domain registers survive."""
         await self.write32(DHCSR, DBGKEY | C_DEBUGEN | C_HALT)
-        demcr = await self.read32(DEMCR)
-        await self.write32(DEMCR, demcr | VC_CORERESET)
+        # DEMCR is written whole, not read-modify-written: no other catch or trace bit is ours
+        # to keep (and a V2 probe spends a millisecond per read).
+        await self.write32(DEMCR, VC_CORERESET)
         self.take_sticky()
         await self.write32(AIRCR, AIRCR_SYSRESETREQ)
         await self._wait_reset_halted(timeout)
-        await self.write32(DEMCR, demcr & ~VC_CORERESET)
+        await self.write32(DEMCR, 0)
 
     async def reset_and_halt_nrst(self, *, timeout: float = 0.5) -> None:
         """Fallback when SYSRESETREQ cannot halt the core: pulse NRST with the vector catch set

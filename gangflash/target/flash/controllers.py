@@ -55,9 +55,11 @@ class FlashInterface:
     def error_mask(self) -> int:
         return sum(self.errors)
 
-    async def clear_errors(self) -> int:
-        """Clear stale error flags (write-1-to-clear); return what was set."""
-        sr = await self.status()
+    async def clear_errors(self, sr: int | None = None) -> int:
+        """Clear stale error flags (write-1-to-clear); return what was set. ``sr``: a status
+        the caller has just read (saves a USB round trip)."""
+        if sr is None:
+            sr = await self.status()
         stale = sr & self.error_mask
         if stale:
             log.info("clearing stale flash flags %s (SR 0x%08X)", self.describe_status(stale), sr)
@@ -94,6 +96,8 @@ class FlashInterface:
                 if self.idle is None or not await self.idle():
                     await anyio.sleep(interval)
         sr = await self.status()
+        if not sr & self.bsy:
+            return sr                   # finished after all (the deadline passed in a slow poll)
         raise EraseFailed(f"flash controller still busy after {timeout:g} s ({what})", sr=sr, address=address)
 
     async def check(self, sr: int, *, what: str, address: int | None = None) -> None:

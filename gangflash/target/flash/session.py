@@ -109,10 +109,11 @@ class Target:
         await core.write32(freeze.register, value | freeze.mask)
         for register in (DFSR, CFSR, HFSR):
             await core.write32(register, 0xFFFFFFFF)
-        volts = await self.probe.target_voltage()
+        # Only the F2/F4/F7 programming width depends on the supply: skip the USB command elsewhere.
+        volts = await self.probe.target_voltage() if part.controller.generation == "f4" else None
         await flash.prepare(volts=volts)
-        await flash.wait_idle(1.0, what="waiting for a previous flash operation")
-        stale = await flash.clear_errors()
+        sr = await flash.wait_idle(1.0, what="waiting for a previous flash operation")
+        stale = await flash.clear_errors(sr)
         if stale:
             self.notes.append(f"cleared stale flash flags {flash.describe_status(stale)}")
         await flash.unlock()
