@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FINAL_ERRORS = (WriteProtected, ReadoutProtected, BoardRejected, ImageError)   # a retry cannot help
 PRESENCE_POLL_S = 0.5
+RESCAN_S = 1.0                  # auto mode: how often to look for probes plugged in
 MIN_TARGET_VOLTS = 1.0
 
 
@@ -150,6 +151,8 @@ class Batch:
                 async with anyio.create_task_group() as boards:
                     for slot in self.slots:
                         boards.start_soon(self._slot_task, slot)
+                    if self.auto and cfg.all_probes:
+                        boards.start_soon(self._rescan, boards)
                 tg.cancel_scope.cancel()
             await self.events.publish(ev.BatchFinished(self.summary.passed, self.summary.failed,
                                                        self.summary.aborted))
@@ -168,6 +171,30 @@ class Batch:
             log.warning("stop: %d board(s) still in flight after %.0f s: aborting them", self.in_flight,
                         self.stop_grace)
         scope.cancel()
+
+    async def _rescan(self, boards) -> None:
+        """Auto mode with every probe present: a probe plugged in becomes a new slot; a probe
+        unplugged retires its slot (its task ends on ProbeGone)."""
+        while not self._stopping and self.auto:
+            with anyio.move_on_after(RESCAN_S):
+                await self._stop_event.wait()
+            if self._stopping:
+                return
+            try:
+                infos = await self.backend.enumerate()
+            except TransportError as exc:
+                log.warning("probe rescan failed: %s", exc)
+                continue
+            known = {(s.info.serial, s.info.port_path) for s in self.slots}
+            for info in infos:
+                if (info.serial, info.port_path) in known:
+                    continue
+                label = self._sim_labels().get(info.serial) or f"{self.config.label_prefix}{len(self.slots) + 1}"
+                slot = Slot(label, info)
+                self.slots.append(slot)
+                log.info("probe %s plugged in at %s: slot %s", info.serial, info.port_path, label)
+                self.events.emit(ev.BoardNote(label, f"probe {info.serial} plugged in at {info.port_path}"))
+                boards.start_soon(self._slot_task, slot)
 
     async def resolve_slots(self) -> list[Slot]:
         """Bind slots to the probes present; refuse ambiguous identities before touching anything."""
@@ -229,8 +256,12 @@ class Batch:
         while not self._stopping and self.auto:
             try:
                 there = await self._board_present(slot)
-            except ProbeGone:
-                return False
+            except (ProbeGone, TransportError) as exc:
+                if isinstance(exc, ProbeGone) or slot.info not in await self.backend.enumerate():
+                    log.info("probe %s of slot %s is gone: slot retired", slot.info.serial, slot.label)
+                    self.events.emit(ev.BoardNote(slot.label, f"probe {slot.info.serial} unplugged: slot retired"))
+                    return False
+                there = False
             if there == present:
                 return True
             with anyio.move_on_after(PRESENCE_POLL_S):

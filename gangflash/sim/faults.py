@@ -18,6 +18,7 @@ class ProbeFaults:
     usb_timeout_on: int | None = None       # the Nth bulk transfer (1-based, OUT and IN counted) never completes: UsbTimeout
     usb_stall_on: int | None = None         # the Nth bulk transfer answers STALL
     unplug_after_bytes: int | None = None   # the probe disappears once this many payload bytes crossed the cable (both directions)
+    hang_after_transfers: int | None = None  # the probe firmware hangs: every transfer after the Nth times out; a USB port reset does not help (only a power cycle would)
     swd_wait_burst: int = 0                 # the next N target accesses answer WAIT before succeeding (firmware retries absorb some)
     swd_wait_on_command: int | None = None  # the WAIT burst starts at this command number (1-based); None = from the start
 

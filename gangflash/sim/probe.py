@@ -144,6 +144,10 @@ class SimProbe:
     def _count_transfer(self) -> None:
         """Number this bulk transfer and fire the one-shot timeout / stall knobs."""
         self._transfers += 1
+        hang = self.faults.hang_after_transfers
+        if hang is not None and self._transfers > hang:
+            self.stats["faults"]["usb_timeout"] += 1
+            raise UsbTimeout(f"bulk transfer #{self._transfers} timed out (probe firmware hung)")
         if self.faults.usb_timeout_on == self._transfers:
             self.faults.usb_timeout_on = None
             self.stats["faults"]["usb_timeout"] += 1

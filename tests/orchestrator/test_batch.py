@@ -114,3 +114,40 @@ async def test_auto_mode_flashes_each_board_as_it_appears(tmp_path):
     assert len([e for e in seen if isinstance(e, ev.BoardWaiting)]) >= 2
     serials = [e.serial_number for e in seen if isinstance(e, ev.BoardPassed)]
     assert len(set(serials)) == 2                       # each board its own serial number
+
+
+async def test_a_wedged_probe_is_isolated_and_reset_once(tmp_path):
+    path = write_config(tmp_path, ['chip = "F103C8"', 'chip = "F103C8"\nprobe_faults = { hang_after_transfers = 40 }',
+                                   'chip = "F103C8"'], attempts=3)
+    batch, holder = batch_for(path)
+    summary, seen = await collect(batch)
+    assert (summary.passed, summary.failed) == (2, 1)
+    faults = [e for e in seen if isinstance(e, ev.BoardFailed) and e.slot == "S2"]
+    assert all(e.probe_fault for e in faults)
+    assert "wedged; tried one USB reset" in faults[-1].cause and not faults[-1].will_retry
+    assert holder["probes"][1].stats["usb_resets"] >= 1
+    assert len(faults) == 2                             # isolated after the second timeout, not retried a third time
+
+
+async def test_auto_mode_picks_up_a_probe_plugged_in_and_retires_one_pulled(tmp_path):
+    from gangflash.sim.bench import make_probe
+    path = write_config(tmp_path, ['chip = "F103C8"', 'chip = "L432KC"'], serial=False)
+    batch, holder = batch_for(path, auto=True)
+    extra = {}
+
+    async def operator():
+        await anyio.sleep(1.5)
+        holder["probes"][1].unplug()                    # pulled
+        extra["probe"] = make_probe("F412ZG", clock=anyio.current_time, index=7)
+        batch.backend.add(extra["probe"])               # plugged in
+        await anyio.sleep(4.0)
+        batch.request_stop()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(operator)
+        summary, seen = await collect(batch)
+    passed = [e.slot for e in seen if isinstance(e, ev.BoardPassed)]
+    assert "S3" in passed                                # the new probe's board was flashed
+    notes = [e.text for e in seen if isinstance(e, ev.BoardNote)]
+    assert any("plugged in" in n for n in notes) and any("slot retired" in n for n in notes)
+    assert extra["probe"].target.flash_contents(0x08000000, 16) != b"\xff" * 16
