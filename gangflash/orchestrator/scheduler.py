@@ -56,6 +56,7 @@ class Slot:
     result: str = "idle"                  # idle, running, passed, failed, aborted
     wake: anyio.Event = field(default_factory=anyio.Event)
     timeouts: int = 0                     # consecutive USB timeouts (a wedged probe)
+    counted: str | None = None            # the outcome this board counts as in the summary
 
 
 class Batch:
@@ -340,7 +341,7 @@ class Batch:
         seconds = anyio.current_time() - started
         if cause is None:
             slot.result = "passed"
-            self.summary.passed += 1
+            self._count(slot, "passed")
             await journal.finish_attempt(attempt_id, "passed", stages=ctx.stages,
                                          serial_written=ctx.serial_written,
                                          on_failure=self._on_failure())
@@ -354,8 +355,16 @@ class Batch:
                                                  will_retry=will_retry, probe_fault=probe_fault))
         if not will_retry:
             slot.result = "failed"
-            self.summary.failed += 1
+            self._count(slot, "failed")
         return "failed", final
+
+    def _count(self, slot: Slot, outcome: str) -> None:
+        """The summary counts each board once, by its latest outcome (a failed board retried
+        from the dashboard and then passed is a pass). In auto mode every board is a new one."""
+        if slot.counted is not None and not self.auto:
+            setattr(self.summary, slot.counted, getattr(self.summary, slot.counted) - 1)
+        setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
+        slot.counted = outcome
 
     def _on_failure(self) -> str:
         sn = self.config.serial_number
@@ -372,7 +381,7 @@ class Batch:
             except Exception as exc:                      # noqa: BLE001 - best effort on the way out
                 log.warning("%s: could not secure the target while aborting: %s", slot.label, exc)
         slot.result = "aborted"
-        self.summary.aborted += 1
+        self._count(slot, "aborted")
         await self._journal.finish_attempt(ctx.attempt_id, "aborted", f"aborted during {ctx.stage}",
                                            stages=ctx.stages, serial_written=ctx.serial_written,
                                            on_failure=self._on_failure())

@@ -151,3 +151,22 @@ async def test_auto_mode_picks_up_a_probe_plugged_in_and_retires_one_pulled(tmp_
     notes = [e.text for e in seen if isinstance(e, ev.BoardNote)]
     assert any("plugged in" in n for n in notes) and any("slot retired" in n for n in notes)
     assert extra["probe"].target.flash_contents(0x08000000, 16) != b"\xff" * 16
+
+
+async def test_a_board_retried_from_the_dashboard_counts_by_its_latest_outcome(tmp_path):
+    # An SWD WAIT storm fails the only attempt; the technician's retry (dashboard key r) passes.
+    path = write_config(tmp_path, ['chip = "F103C8"\nprobe_faults = { swd_wait_burst = 45, swd_wait_on_command = 30 }'],
+                        attempts=1)
+    batch, holder = batch_for(path, keep_alive=True)
+
+    async def technician():
+        await anyio.sleep(1.0)
+        assert batch.summary.failed == 1
+        batch.request_retry()
+        await anyio.sleep(3.0)
+        batch.request_stop()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(technician)
+        summary, _ = await collect(batch)
+    assert (summary.passed, summary.failed) == (1, 0)
