@@ -192,7 +192,7 @@ async def _flash_on_probe(probe: Stlink, image: Image, settings: FlashSettings, 
     try:
         result: FlashResult = await flash_image(target, image, settings.options, sink)
         if not settings.options.reset_after:
-            await target.flash.lock_cr()        # the engine locks only in its reset stage
+            await target.flash.lock_cr()        # the engine locks on success; this covers failures too
     except BaseException as exc:
         if isinstance(exc, ImageError) or isinstance(exc, ProbeGone):
             raise                               # nothing touched yet / nobody left to talk to

@@ -119,9 +119,7 @@ class Pipeline:
         t = await self._stage(ctx, "reset")
         await target.flash.lock_cr()
         if pipe.reset_after:
-            await target.core.write32(0xE000EDFC, 0)            # no vector catch
-            await target.core.write32(0xE000EDF0, 0xA05F0001)   # leave halt
-            await target.core.write32(0xE000ED0C, 0x05FA0004)   # SYSRESETREQ: run the new firmware
+            await target.core.reset_and_run()
         await self._done(ctx, "reset", t)
 
     def _check_identity(self, target: Target) -> None:

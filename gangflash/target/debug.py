@@ -160,6 +160,13 @@ class CortexDebug:
         await self._wait_reset_halted(timeout)
         await self.write32(DEMCR, 0)
 
+    async def reset_and_run(self) -> None:
+        """Leave the debugger's hold and reset the chip into its (new) firmware: no vector catch,
+        not halted, SYSRESETREQ."""
+        await self.write32(DEMCR, 0)
+        await self.write32(DHCSR, DBGKEY | C_DEBUGEN)
+        await self.write32(AIRCR, AIRCR_SYSRESETREQ)
+
     async def reset_and_halt_nrst(self, *, timeout: float = 0.5) -> None:
         """Fallback when SYSRESETREQ cannot halt the core: pulse NRST with the vector catch set
         (also works when the firmware sleeps with the debug clock gated)."""

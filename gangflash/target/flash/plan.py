@@ -9,7 +9,6 @@ cheaper than erasing unit by unit (only when nothing outside the image would be 
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -28,10 +27,6 @@ class UnitWork:
     @property
     def needs_fill(self) -> bool:
         return sum(n for _, n in self.image_ranges) < self.unit.size
-
-    @property
-    def crc(self) -> int:
-        return zlib.crc32(self.content)
 
 
 @dataclass

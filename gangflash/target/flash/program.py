@@ -10,7 +10,7 @@ without a loader (slow, but it needs nothing from the core).
 from __future__ import annotations
 
 import logging
-import zlib
+import struct
 from dataclasses import dataclass, field
 
 import anyio
@@ -131,9 +131,7 @@ class FlashEngine:
         await target.flash.lock_cr()            # never leave the controller unlocked
         if opts.reset_after:
             async with Stage(self.sink, "reset"):
-                await target.core.write32(0xE000EDFC, 0)           # DEMCR: no vector catch
-                await target.core.write32(0xE000EDF0, 0xA05F0001)  # leave halt (debug still enabled)
-                await target.core.write32(0xE000ED0C, 0x05FA0004)  # SYSRESETREQ: run the new firmware
+                await target.core.reset_and_run()
         return FlashResult(plan, programmed, len(plan.work) - len(plan.to_program),
                            anyio.current_time() - started, self.notes)
 
@@ -156,11 +154,10 @@ class FlashEngine:
         plan = FlashPlan(work)
         erase_time = lambda unit: self.timing.erase_time(unit.size).nominal  # noqa: E731
         mass = self.timing.mass_erase.nominal if self.timing.mass_erase else float("inf")
-        blank_elsewhere = False
-        if self.options.erase == "auto" and len(work) < len(geometry.units):
-            blank_elsewhere = False              # only a full-flash image may be mass-erased automatically
+        # Only a full-flash image is mass-erased automatically: the rest of the flash is not
+        # checked for blankness, so data outside the image could be lost.
         plan.mass_erase = choose_erase(work, geometry.units, strategy=self.options.erase,
-                                       unit_erase_s=erase_time, mass_erase_s=mass, blank_elsewhere=blank_elsewhere)
+                                       unit_erase_s=erase_time, mass_erase_s=mass, blank_elsewhere=False)
         if plan.mass_erase:
             for w in work:
                 w.skip = False          # a mass erase wipes up-to-date units too: write them all again
@@ -169,7 +166,6 @@ class FlashEngine:
     async def unit_crcs(self, units) -> list[int]:
         """CRC of each unit computed on the target: through the chip's CRC unit (CRC-32/MPEG-2,
         compare with :func:`crc32_mpeg2`), a few cycles per byte even at reset clocks."""
-        import struct
         results: list[int] = []
         core, probe, lay = self.target.core, self.target.probe, self.layout
         crc = self.target.part.crc

@@ -9,13 +9,12 @@ the loader needs to drain what it has, so a V2's ~1 ms per USB command hides beh
 from __future__ import annotations
 
 import logging
-import struct
 from dataclasses import dataclass
 from typing import Callable
 
 import anyio
 
-from ..debug import (DFSR, DFSR_BKPT, DFSR_VCATCH, REG_SPECIAL, REG_XPSR, S_HALT, S_LOCKUP, S_RESET_ST,
+from ..debug import (DFSR_VCATCH, REG_SPECIAL, REG_XPSR, S_HALT, S_LOCKUP, S_RESET_ST,
                      S_SLEEP, CortexDebug, CoreSnapshot)
 from ..loaders import CB_DEST, CB_REMAINING, CB_RP, CB_STATUS, CB_WP, Layout, LoaderBlob, Status, ring_free
 from .errors import ClockMissing, LoaderFailed, ProgramFailed, VerifyFailed, WriteProtected
