@@ -225,6 +225,7 @@ class F1Flash(FlashInterface):
     async def set_rdp_level1(self) -> None:
         """Erase the option bytes (RDP reads 0xFF: any value but 0xA5 is level 1) and program
         RDP = 0x00 explicitly; loaded at the next reset."""
+        await self.unlock()                     # OPTER/OPTPG are CR bits: CR must be unlocked
         await self.write(self.optkeyr, KEY1)
         await self.write(self.optkeyr, KEY2)
         await self.write(self.cr, self.OPTER | self.OPTWRE)
@@ -304,6 +305,7 @@ class F4Flash(FlashInterface):
 
     async def set_rdp_level1(self) -> None:
         """OPTCR.RDP = 0x55 (neither 0xAA nor 0xCC: level 1), OPTSTRT; loaded at the next reset."""
+        await self.unlock()                     # the option keys are refused while CR is locked
         await self.write(self.optkeyr, 0x08192A3B)
         await self.write(self.optkeyr, 0x4C5D6E7F)
         optcr = (await self.read(self.optcr) & ~0xFF03) | (0x55 << 8)
@@ -360,19 +362,26 @@ class L4Flash(FlashInterface):
         await self.write(self.cr, 1 << 17)
         sr = await self.wait_idle(2.0, what="RDP level 0 (mass erase)")
         await self.check(sr, what="RDP level 0 (mass erase)")
+        await self._launch_option_load()
+
+    async def _launch_option_load(self) -> None:
+        """OBL_LAUNCH: reload the option bytes, which resets the chip."""
         try:
-            await self.write(self.cr, 1 << 27)            # OBL_LAUNCH: resets the chip
+            await self.write(self.cr, 1 << 27)
         except Exception as exc:                          # noqa: BLE001 - the reset may cut the access
             log.debug("OBL_LAUNCH: %s", exc)
 
     async def set_rdp_level1(self) -> None:
-        """OPTR.RDP = 0xBB (level 1), OPTSTRT; loaded at the next option load (reset)."""
+        """OPTR.RDP = 0xBB (level 1), OPTSTRT, then OBL_LAUNCH: on the L4 a plain system reset
+        does not reload the option bytes (RM0394 3.4.2), the option loader does (and resets)."""
+        await self.unlock()                     # the option keys are refused while CR is locked
         await self.write(self.optkeyr, 0x08192A3B)
         await self.write(self.optkeyr, 0x4C5D6E7F)
         optr = await self.read(self.optr)
         await self.write(self.optr, (optr & ~0xFF) | 0xBB)
         await self.write(self.cr, 1 << 17)
         await self.check(await self.wait_idle(2.0, what="RDP level 1"), what="RDP level 1")
+        await self._launch_option_load()
 
     async def protected_units(self, units: list[Unit]) -> list[Unit]:
         protected = []

@@ -109,3 +109,15 @@ async def test_controller_is_locked_even_without_reset():
     async with board("F103C8") as (stlink, sim):
         await flash_image(await attach(stlink), img, FlashOptions(reset_after=False))
         assert await stlink.read_u32(0x40022010) & 0x80            # FLASH_CR.LOCK
+
+
+@pytest.mark.parametrize("chip", ["F103C8", "F412ZG", "L432KC"])
+async def test_readout_protection_set_after_programming(chip):
+    """[pipeline] rdp_after: set after the engine has locked the controller again."""
+    img, _ = image(2048, seed=33)
+    async with board(chip) as (stlink, sim):
+        target = await attach(stlink)
+        await flash_image(target, img, FlashOptions(reset_after=False))
+        await target.flash.set_rdp_level1()
+        await target.core.reset_and_halt()
+        assert await target.flash.rdp_level() == 1
