@@ -21,8 +21,13 @@ that reached a chip's flash is burnt even under ``reuse``: the failed board may 
 
 Who may recover: recovery must not touch a live process's ``running`` rows. Every open journal
 holds a shared ``flock`` on ``<journal>.lock``; the lock dies with its process, even under
-``kill -9``. Open runs recovery only when it can take the lock exclusively, i.e. when nobody else
-has the journal open. (Without ``fcntl``, e.g. on Windows, recovery always runs at open.)
+``kill -9``. Open runs recovery only when a *second* descriptor of the lock file can be locked
+exclusively, i.e. when nobody else has the journal open. Lock conversion is never used: flock(2)
+converts by dropping the old lock first, so a failed shared-to-exclusive upgrade leaves the
+process holding nothing and a third opener would recover a live run's attempts. The whole check
+runs inside one ``BEGIN IMMEDIATE`` transaction, so openers take turns (SQLite's write lock is
+the gate, across threads and processes). (Without ``fcntl``, e.g. on Windows, recovery always runs
+at open.)
 
 The core is synchronous (one connection per :class:`Journal`, guarded by a lock because
 :class:`AsyncJournal` calls it from worker threads); :class:`AsyncJournal` wraps each call in
@@ -184,7 +189,7 @@ class Journal:
         path = Path(path)
         if not create and not path.is_file():
             raise JournalNotFound(f"no journal at {path}", path=path)
-        lock_fd = _lock_shared(path)
+        lock_fd = _open_lock_file(path)
         try:
             connection = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -193,11 +198,7 @@ class Journal:
         journal = cls(path, connection, lock_fd, clock or _utc_now)
         try:
             journal._prepare()
-            if _try_exclusive(lock_fd):
-                try:
-                    journal.recovered = journal.recover()
-                finally:
-                    _downgrade(lock_fd)
+            journal._join()
         except sqlite3.Error as exc:
             journal.close()
             raise JournalError(f"cannot open {path}: {exc}", path=path) from exc
@@ -222,6 +223,20 @@ class Journal:
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _join(self) -> None:
+        """Take this journal's shared lock, recovering first if nobody else holds one.
+
+        Runs in a write transaction: two openers never test and lock at the same time.
+        """
+        ids: list[int] = []
+        burnt = 0
+        with self._transaction() as db:
+            if _alone(self.path, self._lock_fd):
+                ids, burnt = self._recover_in(db)
+            _lock_shared(self._lock_fd)
+        self._report_recovery(ids, burnt)
+        self.recovered = ids
 
     def close(self) -> None:
         """Close the connection and release the lock (idempotent)."""
@@ -400,15 +415,22 @@ class Journal:
         lock file shows nobody else has it open. Returns the recovered attempt ids.
         """
         with self._transaction() as db:
-            ids = [row[0] for row in db.execute("SELECT id FROM attempt WHERE result = 'running'")]
-            if ids:
-                db.execute("UPDATE attempt SET result = 'not_finished', cause = ? WHERE result = 'running'",
-                           (f"{RECOVERED_CAUSE} (found {self._now()})",))
-            burnt = db.execute("UPDATE serial_number SET state = 'burnt' WHERE state = 'allocated'").rowcount
+            ids, burnt = self._recover_in(db)
+        self._report_recovery(ids, burnt)
+        return ids
+
+    def _recover_in(self, db: sqlite3.Connection) -> tuple[list[int], int]:
+        ids = [row[0] for row in db.execute("SELECT id FROM attempt WHERE result = 'running'")]
+        if ids:
+            db.execute("UPDATE attempt SET result = 'not_finished', cause = ? WHERE result = 'running'",
+                       (f"{RECOVERED_CAUSE} (found {self._now()})",))
+        burnt = db.execute("UPDATE serial_number SET state = 'burnt' WHERE state = 'allocated'").rowcount
+        return ids, burnt
+
+    def _report_recovery(self, ids: list[int], burnt: int) -> None:
         if ids or burnt:
             log.warning("journal %s: %d attempt(s) left running by a crash marked not_finished, %d serial "
                         "number(s) burnt", self.path, len(ids), burnt)
-        return ids
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -475,31 +497,35 @@ def _text(value: str | Path | None) -> str | None:
 
 # --- the lock file that tells whether anyone else has the journal open -----------------------------
 
-def _lock_shared(path: Path) -> int | None:
+def _open_lock_file(path: Path) -> int | None:
+    """The descriptor this journal holds its shared lock on; None without fcntl, -1 if unwritable."""
     if fcntl is None:
         return None
     try:
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:      # read-only folder: no lock, no recovery
         log.warning("journal %s: no lock file (%s); crash recovery skipped", path, exc)
         return -1
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
 
 
-def _try_exclusive(fd: int | None) -> bool:
+def _alone(path: Path, fd: int | None) -> bool:
+    """True when no other open journal holds the lock file (tested on a fresh descriptor, never by
+    converting ``fd``'s lock)."""
     if fd is None:
         return True
     if fd < 0:
         return False
+    probe = os.open(f"{path}.lock", os.O_RDWR)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    finally:
+        os.close(probe)     # drops the probe's lock, if it got one
     return True
 
 
-def _downgrade(fd: int | None) -> None:
+def _lock_shared(fd: int | None) -> None:
     if fd is not None and fd >= 0:
         fcntl.flock(fd, fcntl.LOCK_SH)
 

@@ -166,6 +166,23 @@ def test_recover_marks_running_attempts_not_finished_and_burns_their_serials(tmp
         assert [(s.value, s.state) for s in reopened.serial_numbers()] == [("SN-001000", "burnt")]
 
 
+def test_a_late_opener_keeps_its_lock_when_it_finds_others_there(tmp_path):
+    """flock(2) converts a lock by dropping it first: an opener whose shared-to-exclusive upgrade
+    failed would hold nothing, and the next opener would "recover" its live attempts (CI caught
+    this as three processes allocating at once)."""
+    path = tmp_path / "j.db"
+    first = Journal.open(path)
+    second = Journal.open(path)         # finds `first` there: must still end up holding its lock
+    batch = second.start_batch("live")
+    live = second.begin_attempt(batch, "A1")
+    second.allocate_serial(live, COUNTER)
+    first.close()
+    with Journal.open(path) as third:
+        assert third.recovered == [] and third.attempt(live).result == "running"
+    assert second.finish_attempt(live, "passed") == "used"
+    second.close()
+
+
 def test_uid_seen_lists_attempts_on_the_same_chip_in_one_batch(journal):
     batch = journal.start_batch("b")
     other_batch = journal.start_batch("c")
