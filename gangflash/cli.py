@@ -61,7 +61,8 @@ def subcommand(name: str, help: str, configure: Configure | None = None) -> Call
 
 
 # Modules that register more subcommands with @subcommand when imported.
-SUBCOMMAND_MODULES = ("gangflash.cli_demo", "gangflash.cli_journal", "gangflash.cli_flash", "gangflash.cli_run")
+SUBCOMMAND_MODULES = ("gangflash.cli_demo", "gangflash.cli_journal", "gangflash.cli_flash", "gangflash.cli_run",
+                      "gangflash.cli_sim")
 
 
 def _load_subcommands() -> None:

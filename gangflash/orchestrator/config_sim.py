@@ -23,7 +23,7 @@ from .config_errors import (
 )
 from .config_schema import SimBoard, SimSpec
 
-__all__ = ["read_sim_section", "sim_boards_from_spec", "make_sim_probes"]
+__all__ = ["read_sim_section", "sim_boards_from_spec", "make_sim_probes", "sim_probe_models"]
 
 
 def _sim() -> types.SimpleNamespace:
@@ -161,6 +161,11 @@ def sim_boards_from_spec(spec: str) -> list[SimBoard]:
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]}") from None
     return [SimBoard(chip=chip, serial=sim.sim_serial(index)) for index, chip in enumerate(chips)]
+
+
+def sim_probe_models() -> list[str]:
+    """The simulated probe models (``probe_model`` values), sorted."""
+    return list(_sim().models)
 
 
 def make_sim_probes(boards: Sequence[SimBoard], *, clock: Callable[[], float]) -> list[Any]:
