@@ -1,8 +1,8 @@
-"""``gangflash demo``: the main job on simulated boards.
+"""``gangflash demo``: a quick look at the simulator with no config at all.
 
-Until the dashboard lands this is the simulator smoke run: eight simulated probes with mixed
-F1/F4/L4 boards, surveyed concurrently at real-time pace (each USB transfer takes its modelled
-time on the wall clock), printed as the ``probes`` table.
+Eight simulated probes with mixed F1/F4/L4 boards, surveyed concurrently at real-time pace (each
+USB transfer takes its modelled time on the wall clock), printed as the ``probes`` table. The
+main job on simulated boards is the batch ``gangflash run configs/demo.toml`` (``./dev.sh demo``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boards", type=int, default=8, metavar="N", help="simulated boards (default 8)")
 
 
-@subcommand("demo", "run the main job on simulated boards (simulator smoke run for now)", _configure)
+@subcommand("demo", "survey simulated probes and their chips (no config needed)", _configure)
 def cmd_demo(args: argparse.Namespace) -> int:
     print(f"gangflash demo: {args.boards} simulated ST-Links with STM32 boards, real-time pace")
     rows, problem = anyio.run(_list_probes, _sim_backend(args.boards), "simulator", 4000,
