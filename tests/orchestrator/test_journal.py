@@ -264,6 +264,13 @@ def test_two_processes_allocating_at_once_never_share_a_number(tmp_path):
 
 # --- kill -9 in the middle of everything -----------------------------------------------------------
 
+def _complete_allocations(output: str) -> list[str]:
+    """Values from whole "ALLOC value attempt" lines: a child killed while printing leaves a
+    partial last line, and a value it never finished reporting is not one it reported."""
+    *whole, _partial = output.split("\n")
+    return [line.split()[1] for line in whole if line.startswith("ALLOC ") and len(line.split()) == 3]
+
+
 _CHILD = textwrap.dedent("""
     import random, sys
     from gangflash.orchestrator.config_schema import SerialNumberSpec
@@ -302,7 +309,7 @@ def test_kill_9_mid_batch_loses_nothing_and_never_repeats_a_serial(tmp_path, see
         while _monotonic() < deadline:
             pass
         child.send_signal(signal.SIGKILL)
-        reported += [line.split()[1] for line in child.stdout.read().splitlines() if line.startswith("ALLOC")]
+        reported += _complete_allocations(child.stdout.read())
         child.wait()
         kills += 1
 
