@@ -48,6 +48,7 @@ class Bus:
         self._blocks: dict[int, tuple[int, Reader, Writer]] = {}
         self._fixups: list[tuple[int, bytes]] = []
         self._dirty: list[tuple[int, int]] = []
+        self._dirty_ram: list[tuple[int, int]] = []      # SRAM the debugger wrote (core view)
         self._plain: list[tuple[int, int, int]] = []     # (base, size, host address) for SRAM
         self._buffers = []
         uc = core.uc
@@ -91,7 +92,23 @@ class Bus:
                 self.flash.view[off:off + len(data)] = data
 
     def flush_code_cache(self) -> None:
-        """Drop translated code for flash that changed (call only while the core is stopped)."""
+        """Drop translated code for memory that changed behind Unicorn's back (call only while
+        the core is stopped): flash the controller programmed, and SRAM the debugger wrote.
+
+        The debugger's SRAM writes go straight into the host buffer, which Unicorn's
+        self-modifying-code detection does not see; on hardware the core fetches what is in SRAM
+        now. Without this a tool that loads a second algorithm where the first one ran (OpenOCD:
+        flash loader, then its CRC routine, both at the working area's start) would execute the
+        stale translation of the first.
+        """
+        if self._dirty_ram:
+            ram, self._dirty_ram = self._dirty_ram, []
+            for base, size, host in self._plain:
+                hits = [(a, n) for a, n in ram if base <= a < base + size]
+                if hits:
+                    low = min(a for a, _ in hits)
+                    high = min(max(a + n for a, n in hits), base + size)
+                    self._flush_ram_host(host + low - base, high - low)
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, []
@@ -100,6 +117,14 @@ class Bus:
         for base in (self.flash.base, 0):
             start = low - self.flash.base + base
             self.core.uc.ctl_remove_cache(start, start + (high - low))
+
+    def _flush_ram_host(self, host: int, length: int) -> None:
+        """Drop translations of SRAM at host address ``host``, under every core address that
+        maps it (an SRAM region and its alias share one buffer)."""
+        for base, size, h in self._plain:
+            if h <= host < h + size:
+                start = base + host - h
+                self.core.uc.ctl_remove_cache(start, min(start + length, base + size))
 
     def _flash_address(self, address: int) -> int:
         return address if address >= self.flash.base else address + self.flash.base
@@ -231,6 +256,7 @@ class Bus:
         host = self._plain_host(address, len(data))
         if host is not None:
             ctypes.memmove(host, data, len(data))
+            self._dirty_ram.append((address, len(data)))
             return
         for i in range(0, len(data), width):
             value = int.from_bytes(data[i:i + width], "little")
@@ -248,6 +274,7 @@ class Bus:
             self._system_write(address, size, value, True)
         elif self._plain_host(address, size) is not None:
             ctypes.memmove(self._plain_host(address, size), value.to_bytes(size, "little"), size)
+            self._dirty_ram.append((address, size))
         else:
             raise BusFault(address, "no memory or register there")
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,13 @@ if TYPE_CHECKING:
     from .target import SimTarget
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1024)
+def _command_name(op: int, sub: int) -> str:
+    """``command_name`` depends on the first two bytes only: cached, since every command needs
+    it for the statistics and busy-polling hosts send tens of thousands a second."""
+    return command_name(bytes([op, sub]))
 
 
 @dataclasses.dataclass
@@ -231,7 +239,7 @@ class SimProbe:
     def _execute(self, cmd: bytes, payload: bytes, start: float) -> float:
         """Run a complete command; queue its reply; return when the firmware is done."""
         self.stats["commands"] += 1
-        name = command_name(cmd)
+        name = _command_name(cmd[0], cmd[1])
         self.stats["by_opcode"][name] += 1
         meter = self.firmware.link.begin_command(self.stats["commands"])
         now = self._clock()
@@ -244,9 +252,10 @@ class SimProbe:
         self._timeline.command_done(done)
         if reply is not None:
             self._replies.append(_Reply(bytearray(reply), done))
-        log.debug("probe %s: %s -> %s", self.serial, name,
-                  reply.hex() if reply is not None and len(reply) <= 16 else
-                  (f"{len(reply)} bytes" if reply is not None else "no reply"))
+        if log.isEnabledFor(logging.DEBUG):     # the reply's rendering is not free: skip it
+            log.debug("probe %s: %s -> %s", self.serial, name,
+                      reply.hex() if reply is not None and len(reply) <= 16 else
+                      (f"{len(reply)} bytes" if reply is not None else "no reply"))
         return done
 
     def bulk_in(self, ep: int, size: int) -> tuple[bytes, float]:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from .faults import ProbeFaults
 from .probe_memory import MEMORY_COMMANDS, MemoryCommands, parse_memory_block
+from .probe_misc import MiscCommands, rw_misc_out_length
 from .probe_target import (C_DEBUGEN, C_HALT, C_STEP, DBGKEY, DHCSR, DP_IDR, AP_IDR,
                            S_HALT, CommandError, TargetLink)
 from .probe_timing import (HIGH_SPEED, FULL_SPEED, NRST_PULSE_S, V3_JTAG_KHZ, V3_SWD_KHZ,
@@ -54,7 +55,7 @@ class _Spec:
     status_first: bool = True      # False: reply has no status field (READCOREID)
 
 
-class ProbeFirmware(MemoryCommands):
+class ProbeFirmware(MemoryCommands, MiscCommands):
     """Firmware state (mode, clocks, open APs, last R/W status) and the command handlers."""
 
     def __init__(self, variant: Variant, target: Any, faults: ProbeFaults,
@@ -76,6 +77,7 @@ class ProbeFirmware(MemoryCommands):
         self._now = 0.0
         self.open_aps: set[int] = {0}
         self.last_rw_status, self.last_rw_address = int(Status.OK), 0
+        self.misc_result = None
 
     # --- framing help for the USB side ------------------------------------------------------------
     def data_phase_length(self, cmd: bytes) -> int:
@@ -84,6 +86,8 @@ class ProbeFirmware(MemoryCommands):
             _, writes, _ = MEMORY_COMMANDS[cmd[1]]
             if writes:
                 return parse_memory_block(cmd)[1]
+        if cmd[0] == Command.DEBUG and cmd[1] == DebugCommand.RW_MISC_OUT:
+            return rw_misc_out_length(cmd, self.misc_max_items())
         return 0
 
     def touches_target(self, cmd: bytes) -> bool:
@@ -384,6 +388,10 @@ _DEBUG_SPECS: dict[int, _Spec] = {
     _D.WRITE_DAP_REG: _Spec(ProbeFirmware._h_write_dap_reg, 2, gate="dap_registers"),
     _D.INIT_AP: _Spec(ProbeFirmware._h_init_ap, 2, gate="init_ap"),
     _D.CLOSE_AP_DBG: _Spec(ProbeFirmware._h_close_ap, 2, gate="init_ap", touches_target=False),
+    # RW_MISC checks the mode per batch itself (its statuses travel in the F2 52 reply).
+    _D.RW_MISC_OUT: _Spec(MiscCommands.rw_misc_out, 0, gate="rw_misc", needs_debug=False),
+    _D.RW_MISC_IN: _Spec(MiscCommands.rw_misc_in, 0, gate="rw_misc", needs_debug=False,
+                         touches_target=False),
     _D.GET_BOARD_IDENTIFIERS: _Spec(ProbeFirmware._h_board_ids, 128, gate="board_ids",
                                     needs_debug=False, touches_target=False),
     _D.SET_COM_FREQ: _Spec(ProbeFirmware._h_set_com_freq, 8, gate="apiv3_freq",

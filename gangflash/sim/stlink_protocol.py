@@ -88,6 +88,8 @@ class DebugCommand(IntEnum):
     INIT_AP = 0x4B
     CLOSE_AP_DBG = 0x4C
     WRITEMEM_32BIT_NO_ADDR_INC = 0x50
+    RW_MISC_OUT = 0x51
+    RW_MISC_IN = 0x52
     READMEM_32BIT_NO_ADDR_INC = 0x54
     GET_BOARD_IDENTIFIERS = 0x56
     SET_COM_FREQ = 0x61
@@ -271,6 +273,11 @@ class FirmwareFeatures:
     @property
     def csw_apsel(self) -> bool:
         """APSEL/CSW honoured, banked DP, 0x54: V2J32+ / V3J2+."""
+        return self._v2(32) or self._v3(2)
+
+    @property
+    def rw_misc(self) -> bool:
+        """RW_MISC_OUT / RW_MISC_IN batched accesses: V2J32+ / V3J2+ (OpenOCD STLINK_F_HAS_RW_MISC)."""
         return self._v2(32) or self._v3(2)
 
     @property

@@ -377,7 +377,7 @@ def test_v2_only_and_v3_only_opcodes():
 @BOTH
 def test_unknown_commands_answer_unknown(model):
     host, _ = make(model, enter=True)
-    for block in (b"\xF2\x99", b"\x00", b"\xF2\x3D", b"\xF4\x00", b"\xF2\x51"):
+    for block in (b"\xF2\x99", b"\x00", b"\xF2\x3D", b"\xF4\x00", b"\xF2\x55"):
         assert host.cmd(block, reply=2) == b"\x42\x00"
 
 
