@@ -82,7 +82,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", type=_address, metavar="A",
                         help="where a raw binary goes (e.g. 0x08000000); other formats carry their own")
     parser.add_argument("--format", choices=FORMATS, help="image format (default: from the extension or content)")
-    parser.add_argument("--probe", metavar="SERIAL", help="the probe to use when several are plugged in")
+    parser.add_argument("--probe", metavar="SERIAL", help="the probe to use when several are plugged in, or "
+                        "tcp://HOST:PORT/SERIAL for one shared by an stlink-server")
     sim = parser.add_argument_group("simulator")
     sim.add_argument("--sim", metavar="CHIP", help="program a simulated board (F103C8, F103RC, F412ZG, L432KC)")
     sim.add_argument("--sim-model", choices=SIM_MODELS, help="simulated probe model (default V2)")
@@ -190,14 +191,30 @@ def _usb_backend() -> Backend:
     return cli._usb_backend()          # looked up at call time, so tests can swap it
 
 
+def server_backend_factory(url: str) -> tuple[Callable[[], Backend], str, str]:
+    """For ``--probe tcp://HOST:PORT/SERIAL``: (backend factory, serial, "host:port")."""
+    from gangflash.transport.stlink_server import StlinkServerBackend, parse_probe_url
+    try:
+        host, port, serial = parse_probe_url(url)
+    except ValueError as exc:
+        raise UsageProblem(f"--probe {exc}") from None
+    return (lambda: StlinkServerBackend(host, port)), serial, f"{host}:{port}"
+
+
 def settings_from_args(args: argparse.Namespace) -> tuple[FlashSettings, Callable[[], Backend], dict]:
     """The run's settings, backend factory and ``anyio.run`` backend options, or UsageProblem."""
+    serial, server = args.probe, None
+    if args.probe is not None and "://" in args.probe:
+        if args.sim is not None:
+            raise UsageProblem("--probe tcp://... names a probe behind an stlink-server; it cannot be "
+                               "combined with --sim (serve simulated boards with gangflash sim serve)")
+        make_remote, serial, server = server_backend_factory(args.probe)
     if args.sim is None:
         for flag, given in (("--sim-model", args.sim_model), ("--sim-fault", args.sim_fault),
                             ("--virtual-time", args.virtual_time)):
             if given:
                 raise UsageProblem(f"{flag} needs --sim CHIP (a real probe runs in real time on a real board)")
-        make_backend = _usb_backend
+        make_backend = make_remote if server else _usb_backend
     else:
         make_backend = sim_backend_factory(args)
     backend_options = dict(cli.ANYIO_BACKEND_OPTIONS)
@@ -208,7 +225,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[FlashSettings, Callabl
             raise UsageProblem("--virtual-time needs the looptime package (pip install looptime)") from None
         backend_options["loop_factory"] = looptime.new_event_loop
     options = FlashOptions(erase=args.erase, verify=args.verify, unlock=args.unlock, reset_after=not args.no_reset)
-    return FlashSettings(probe_serial=args.probe, swd_khz=args.swd_khz, options=options), make_backend, backend_options
+    settings = FlashSettings(probe_serial=serial, probe_server=server, swd_khz=args.swd_khz, options=options)
+    return settings, make_backend, backend_options
 
 
 # --- progress on stderr --------------------------------------------------------------------------

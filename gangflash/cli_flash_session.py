@@ -55,6 +55,7 @@ class FlashSettings:
     """What ``gangflash flash`` was asked to do, beyond the image."""
 
     probe_serial: str | None = None     # --probe; None: the only probe present
+    probe_server: str | None = None     # "host:port" of the stlink-server for --probe tcp://...
     swd_khz: int = 4000
     options: FlashOptions = field(default_factory=FlashOptions)
 
@@ -106,18 +107,20 @@ class StageTracker:
         self.sink(event)
 
 
-def choose_probe(infos: list[ProbeInfo], serial: str | None) -> ProbeInfo:
+def choose_probe(infos: list[ProbeInfo], serial: str | None, server: str | None = None) -> ProbeInfo:
     """The probe to use: the one whose serial is ``serial``, else the only one present.
 
     Raises UsageProblem naming the serials present when the choice is ambiguous or the serial
-    unknown (a typo is a command-line mistake, exit 2); an empty list is the caller's FAIL."""
-    present = ", ".join(info.serial for info in infos)
+    unknown (a typo is a command-line mistake, exit 2); an empty list is the caller's FAIL.
+    ``server`` (an stlink-server's "host:port") only makes the message say where we looked."""
+    present = ", ".join(info.serial for info in infos) or "none"
     if serial is not None:
         wanted = serial.strip().upper()
         for info in infos:
             if info.serial.upper() == wanted:
                 return info
-        raise UsageProblem(f"no ST-Link probe with serial {serial}; present: {present}")
+        where = f" on stlink-server {server}" if server else ""
+        raise UsageProblem(f"no ST-Link probe with serial {serial}{where}; present: {present}")
     if len(infos) > 1:
         raise UsageProblem(f"{len(infos)} ST-Link probes present ({present}); choose one with --probe SERIAL")
     return infos[0]
@@ -211,9 +214,10 @@ async def _flash_with_backend(backend: Backend, image: Image, settings: FlashSet
     try:
         infos = await backend.enumerate()
         if not infos:
-            outcome.result, outcome.cause = FAILED, NO_PROBES
+            where = f" on stlink-server {settings.probe_server}" if settings.probe_server else ""
+            outcome.result, outcome.cause = FAILED, NO_PROBES + where
             return
-        info = choose_probe(infos, settings.probe_serial)
+        info = choose_probe(infos, settings.probe_serial, settings.probe_server)
         outcome.probe = info.serial
         note(f"probe {info.serial} ({info.variant}, {info.port_path})")
         probe = await Stlink.open(await backend.open(info))     # closes the link itself on failure
@@ -233,7 +237,8 @@ async def _flash_with_backend(backend: Backend, image: Image, settings: FlashSet
             outcome.cause += "; on the command line: --unlock"
         outcome.diagnostics = outcome.diagnostics or _diagnostics(exc, None)
     except TransportError as exc:
-        outcome.result, outcome.cause = FAILED, transport_cause(exc, outcome.probe, sink.current)
+        outcome.result, outcome.cause = FAILED, transport_cause(exc, outcome.probe or settings.probe_serial,
+                                                                sink.current)
     finally:
         outcome.stage = sink.current
 

@@ -34,7 +34,27 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auto", action="store_true", help="production mode: flash each board as it appears")
 
 
+def _servers(config) -> list[str]:
+    """The stlink-servers (``host:port``) that ``tcp://`` slots name, in first-use order."""
+    return list(dict.fromkeys(slot.server for slot in config.slots if slot.server))
+
+
 def _backend_factory(config):
+    """What serves the batch's probes: the stlink-servers its ``tcp://`` slots name (plus the USB
+    bus if other slots name USB probes), else the simulator of its ``[sim]`` boards, else USB."""
+    servers = _servers(config)
+    if servers:
+        direct = any(slot.server is None for slot in config.slots)
+
+        def make_remote():
+            from gangflash.transport.composite import CompositeBackend
+            from gangflash.transport.stlink_server import StlinkServerBackend, split_server
+            children = [StlinkServerBackend(*split_server(address)) for address in servers]
+            if direct:
+                from gangflash.transport.libusb_backend import LibusbBackend
+                children.append(LibusbBackend())
+            return children[0] if len(children) == 1 else CompositeBackend(children)
+        return make_remote
     if config.sim is not None and config.sim.boards:
         def make():
             from gangflash.transport.sim_backend import SimBackend
@@ -84,6 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigErrors as errors:
         print(format_errors(errors), file=sys.stderr)
         return 2
+    if args.sim and _servers(config):
+        print("--sim: this config's slots name tcp:// probes behind an stlink-server; "
+              "to simulate them, serve simulated boards with gangflash sim serve", file=sys.stderr)
+        return 2
     if args.sim:
         try:
             boards = tuple(sim_boards_from_spec(args.sim))
@@ -97,7 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     interactive = sys.stdout.isatty() and not args.headless and not args.json
     batch = Batch(config, _backend_factory(config), keep_alive=interactive,
                   auto=True if args.auto else None)
-    simulated = config.sim is not None and bool(config.sim.boards)
+    # Probes behind an stlink-server run in real time (the server paces any simulated boards).
+    simulated = config.sim is not None and bool(config.sim.boards) and not _servers(config)
     try:
         if interactive:
             from gangflash.tui.app import run_dashboard

@@ -22,7 +22,7 @@ from ..transport.backend import Backend, ProbeInfo
 from ..transport.errors import ProbeGone, TransportError, UsbTimeout
 from ..transport.stlink import Stlink, StlinkError
 from . import events as ev
-from .config_schema import BatchConfig
+from .config_schema import BatchConfig, SlotSpec
 from .journal import AsyncJournal
 from .pipeline import AttemptContext, BoardRejected, Pipeline
 
@@ -57,6 +57,17 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)
     timeouts: int = 0                     # consecutive USB timeouts (a wedged probe)
     counted: str | None = None            # the outcome this board counts as in the summary
+
+
+def _slot_matches(spec: SlotSpec, info: ProbeInfo) -> bool:
+    """Whether a probe found by serial is the slot's: a ``tcp://`` slot takes only probes behind
+    its stlink-server, a plain serial only probes reached directly (USB, simulator), and a slot
+    bound to a port path only the probe at that port."""
+    if spec.server is not None:
+        return info.backend == "tcp" and info.port_path.startswith(f"tcp://{spec.server}/")
+    if info.backend == "tcp":
+        return False
+    return spec.port is None or info.port_path == spec.port
 
 
 class Batch:
@@ -200,7 +211,10 @@ class Batch:
     async def resolve_slots(self) -> list[Slot]:
         """Bind slots to the probes present; refuse ambiguous identities before touching anything."""
         cfg = self.config
-        infos = await self.backend.enumerate()
+        try:
+            infos = await self.backend.enumerate()
+        except TransportError as exc:       # e.g. an stlink-server that is not running
+            raise BatchError(f"cannot list the probes: {exc}") from exc
         by_serial: dict[str, list[ProbeInfo]] = {}
         for info in infos:
             by_serial.setdefault(info.serial, []).append(info)
@@ -218,14 +232,16 @@ class Batch:
                     for i, info in enumerate(infos)]
         slots = []
         for spec in cfg.slots:
-            found = [i for i in by_serial.get(spec.serial or "", []) if spec.port is None or i.port_path == spec.port]
+            found = [i for i in by_serial.get(spec.serial or "", []) if _slot_matches(spec, i)]
             if len(found) > 1:
                 raise BatchError(f"slot {spec.label}: two probes present serial {spec.serial} (ports "
                                  f"{found[0].port_path} and {found[1].port_path}); bind the slot with "
                                  f"port = \"{found[0].port_path}\" (clone probes often share a serial)")
             if not found:
-                where = f" at port {spec.port}" if spec.port else ""
-                present = ", ".join(sorted(by_serial)) or "none"
+                where = (f" at port {spec.port}" if spec.port else
+                         f" on stlink-server {spec.server}" if spec.server else "")
+                present = ", ".join(sorted({i.port_path if i.backend == "tcp" else i.serial
+                                            for i in infos})) or "none"
                 raise BatchError(f"slot {spec.label}: probe {spec.serial}{where} not found (present: {present})")
             slots.append(Slot(spec.label, found[0]))
         return slots
@@ -326,7 +342,8 @@ class Batch:
             diagnostics = getattr(err, "diagnostics", "") or None
             final = isinstance(err, FINAL_ERRORS)
         except ProbeGone as err:
-            cause, probe_fault, final = f"probe {slot.info.serial} unplugged ({err.detail})", True, True
+            lost = "lost" if slot.info.backend == "tcp" else "unplugged"    # a dropped connection
+            cause, probe_fault, final = f"probe {slot.info.serial} {lost} ({err.detail})", True, True
         except UsbTimeout as err:
             slot.timeouts += 1
             cause, probe_fault = f"probe {slot.info.serial} does not answer ({err.detail})", True

@@ -1,8 +1,10 @@
 """The seam between the ST-Link driver and whatever carries its bytes.
 
 One driver (``transport.stlink``) runs over every backend: libusb1 for real probes, the
-in-process simulator, and (later) stlink-server over TCP. A backend enumerates probes and opens a
-``ProbeLink``: the probe's bulk OUT and IN endpoints, nothing more. Backends raise only the errors
+in-process simulator, and stlink-server over TCP. A backend enumerates probes and opens a
+``ProbeLink``: the probe's bulk OUT and IN endpoints, nothing more; a link that can only carry
+whole commands (stlink-server) also offers ``transact`` (see ``CommandLink``), which the driver
+then uses instead. Backends raise only the errors
 of ``transport.errors`` (UsbTimeout, UsbStall, ProbeGone...), never their library's own.
 """
 
@@ -27,6 +29,8 @@ class ProbeInfo:
     max_packet: int        # wMaxPacketSize of the IN endpoint (64 full speed, 512 high speed)
     in_ep: int = 0x81
     out_ep: int = 0x01
+    max_transfer: int = 0  # cap on one memory transfer in bytes; 0: the probe's own limits only
+                           # (an stlink-server with API < 2 caps transfers at 1 KiB)
 
     @property
     def is_v3(self) -> bool:
@@ -51,6 +55,15 @@ class ProbeLink(Protocol):
 
     async def aclose(self) -> None:
         """Release the interface; pending transfers are cancelled."""
+
+
+@runtime_checkable
+class CommandLink(ProbeLink, Protocol):
+    """A link that carries whole commands in one round trip (stlink-server's SEND_USB_CMD)."""
+
+    async def transact(self, cmd: bytes, data: bytes | None, reply: int, timeout: float) -> bytes:
+        """Send the 16-byte block ``cmd`` and, for a write command, ``data``; else read exactly
+        ``reply`` bytes (0: the command answers nothing). Returns the reply."""
 
 
 @runtime_checkable

@@ -12,15 +12,27 @@ class TransportError(Exception):
         self.serial = serial
         self.command = command
         self.address = address
-        context = []
-        if serial:
-            context.append(f"probe {serial}")
-        if command:
-            context.append(command)
-        if address is not None:
-            context.append(f"at 0x{address:08X}")
-        super().__init__(f"{message} ({', '.join(context)})" if context else message)
         self.detail = message
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        context = []
+        if self.serial:
+            context.append(f"probe {self.serial}")
+        if self.command:
+            context.append(self.command)
+        if self.address is not None:
+            context.append(f"at 0x{self.address:08X}")
+        return f"{self.detail} ({', '.join(context)})" if context else self.detail
+
+    def add_context(self, *, serial: str | None = None, command: str | None = None,
+                    address: int | None = None) -> None:
+        """Fill in what a lower layer could not know (which command, which probe); what the
+        error already says is kept."""
+        self.serial = self.serial or serial
+        self.command = self.command or command
+        self.address = self.address if self.address is not None else address
+        self.args = (self._text(),)
 
 
 class UsbTimeout(TransportError):

@@ -5,6 +5,11 @@ IN reply read with at least one packet of buffer), byte traces, and what to do w
 lost: resynchronise (drain stale reply bytes, prove the probe answers a harmless command, reset
 the port if it does not) before the error surfaces, so the next command starts clean. It does not
 interpret statuses: that is the driver's job.
+
+A link with ``transact`` (stlink-server over TCP) carries each command in one round trip and has
+no stale bytes to drain; there a lost reply leaves the socket out of step, and the link itself
+redials before its next command (``reset`` does it at once). The recovery steps below are the
+same; draining is simply a no-op.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class CommandChannel:
         self.max_packet = link.info.max_packet or 64
         self.log = log
         self.gone = False
+        self._transact = getattr(link, "transact", None)     # a CommandLink (stlink-server)
         # What the probe may still be busy with if the current transfer stops half way: None
         # (nothing), "reply" (stale reply bytes queued) or "data" (collecting write data, so it
         # would swallow the next command block as data). Left set only when a transfer was
@@ -60,13 +66,17 @@ class CommandChannel:
         if self._in_flight is not None:
             self.log.debug("previous command was interrupted: resynchronising first")
             await self.resync(reset_first=self._in_flight == "data")
-        self._in_flight = "data" if data else "reply"
+        # Over TCP a half-sent request is discarded with its connection: never a "data" state.
+        self._in_flight = "data" if data and self._transact is None else "reply"
         try:
-            await self._write(cmd, timeout)
-            if data:
-                await self._write(data, timeout)
-                self._in_flight = "reply"
-            result = await self._read(reply, timeout) if reply else b""
+            if self._transact is not None:
+                result = await self._exchange(cmd, data, reply, timeout)
+            else:
+                await self._write(cmd, timeout)
+                if data:
+                    await self._write(data, timeout)
+                    self._in_flight = "reply"
+                result = await self._read(reply, timeout) if reply else b""
         except _UnknownCommandReply:
             self._in_flight = None
             raise status_error(Status.JTAG_UNKNOWN_CMD, serial=self.serial, command=name,
@@ -86,7 +96,25 @@ class CommandChannel:
             what = "probe resynchronised" if recovered else "probe did not recover"
             raise type(exc)(f"{exc.detail}; {what}", serial=self.serial, command=name,
                             address=address) from exc
+        except TransportError as exc:       # e.g. an stlink-server error status: add our context
+            self._in_flight = None
+            exc.add_context(serial=self.serial, command=name, address=address)
+            raise
         self._in_flight = None
+        return result
+
+    async def _exchange(self, cmd: bytes, data: bytes | None, reply: int, timeout: float) -> bytes:
+        """One command through a link's ``transact``, traced like the bulk transfers."""
+        debug = self.log.isEnabledFor(logging.DEBUG)
+        if debug:
+            self.log.debug("CMD %s", _hex(cmd))
+            if data:
+                self.log.debug("OUT %s", _hex(data))
+        result = await self._transact(cmd, data or None, reply, timeout)
+        if debug and reply:
+            self.log.debug("IN  %s", _hex(result))
+        if len(result) != reply:
+            raise StlinkProtocolError(f"reply of {len(result)} bytes, expected {reply}")
         return result
 
     async def _write(self, data: bytes, timeout: float) -> None:
@@ -117,7 +145,10 @@ class CommandChannel:
         return bytes(buf[:size])
 
     async def drain(self) -> int:
-        """Read and drop whatever the probe still has queued; returns the byte count dropped."""
+        """Read and drop whatever the probe still has queued; returns the byte count dropped.
+        Nothing to do over a command link: its replies never outlive their request."""
+        if self._transact is not None:
+            return 0
         dropped = 0
         for _ in range(MAX_DRAIN_READS):
             try:
@@ -135,8 +166,12 @@ class CommandChannel:
         """True if the probe answers GET_CURRENT_MODE (harmless in every mode) with a mode: a
         stale reply read instead does not count."""
         try:
-            await self.link.write(block(Command.GET_CURRENT_MODE), RESYNC_TIMEOUT)
-            reply = await self._read(MODE_REPLY, RESYNC_TIMEOUT)
+            if self._transact is not None:
+                reply = await self._exchange(block(Command.GET_CURRENT_MODE), None, MODE_REPLY,
+                                             RESYNC_TIMEOUT)
+            else:
+                await self.link.write(block(Command.GET_CURRENT_MODE), RESYNC_TIMEOUT)
+                reply = await self._read(MODE_REPLY, RESYNC_TIMEOUT)
         except ProbeGone:
             raise
         except TransportError:

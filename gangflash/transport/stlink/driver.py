@@ -31,7 +31,8 @@ from .constants import (
     ALLREGS_REPLY, DP_ABORT_CLEAR_ALL, DP_ABORT_REGISTER, DP_PORT, GET_COM_FREQ_REPLY,
     IDCODES_REPLY, MODE_REPLY, REG_REPLY, RW_STATUS2_REPLY, SET_COM_FREQ_REPLY, STATUS_REPLY,
     V2_SWD_DIVISORS, VERSION_EX_REPLY, VERSION_REPLY, VOLTAGE_REPLY, WAIT_STATUSES, Command,
-    ComPort, CoreState, DebugCommand, DfuCommand, EnterMode, Mode, NrstLevel, Status, SwimCommand,
+    MAX_WIDE_TRANSFER, ComPort, CoreState, DebugCommand, DfuCommand, EnterMode, Mode, NrstLevel,
+    Status, SwimCommand,
 )
 from .errors import (
     FirmwareTooOld, MemoryFault, ProbeModeError, StlinkError, StlinkProtocolError, status_error,
@@ -385,6 +386,9 @@ class Stlink:
         caps = self._require_caps()
         if width == 2 and not caps.mem16:  # pragma: no cover - below the firmware minimum
             width = 1
+        if self.info.max_transfer:      # e.g. an old stlink-server's 1 KiB limit
+            return plan_chunks(address, length, width, max_rw8=min(caps.max_rw8, self.info.max_transfer),
+                               max_wide=min(MAX_WIDE_TRANSFER, self.info.max_transfer))
         return plan_chunks(address, length, width, max_rw8=caps.max_rw8)
 
     async def read_memory(self, address: int, length: int, *, width: int = 4) -> bytes:
