@@ -53,13 +53,14 @@ setup_python() {
     fi
 }
 
-# USB tests (libusb backend): PyGObject, in the "usb-tests" extra, builds from source (~20 s)
-# against GObject introspection and cairo headers (libgirepository1.0-dev, libcairo2-dev, from
-# APT_PACKAGES). Install that extra only where they are present, so a machine without them can
-# still set up and run the demo; the USB tests then skip (and fail in CI, see tests/conftest.py).
+# USB tests (libusb backend) and `gangflash sim exec`: PyGObject, in the "usb-tests" and
+# "sim-exec" extras, builds from source (~20 s) against GObject introspection and cairo headers
+# (libgirepository1.0-dev, libcairo2-dev, from APT_PACKAGES). Install those extras only where they
+# are present, so a machine without them can still set up and run the demo; the USB and sim exec
+# tests then skip (and fail in CI, see tests/conftest.py).
 pip_extras() {
     if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists gobject-introspection-1.0 cairo; then
-        echo "test,usb-tests"
+        echo "test,usb-tests,sim-exec"
     else
         echo "test"
     fi

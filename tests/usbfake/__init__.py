@@ -6,7 +6,8 @@ as the kernel's usbfs would, from a device model (``model``). libusb and python-
 unmodified on top: enumeration, string descriptors, async transfers, timeouts, cancellation,
 STALL and unplug all go through libusb's own code. ``testbed.FakeUsbBus`` builds the bus.
 
-Needs PyGObject (``gi``) with the UMockdev typelib, and the process started under
-``umockdev-wrapper``; ``environment.missing()`` says what is absent. Import ``testbed``/``usbfs``
-only after checking: they import ``gi``.
+The machinery itself lives in the product (``gangflash.sim.usbfs``, which ``gangflash sim exec``
+serves tools with); this package adapts it for tests. Needs PyGObject (``gi``) with the UMockdev
+typelib, and the process started under ``umockdev-wrapper``; ``environment.missing()`` says what
+is absent. Import ``testbed``/``usbfs`` only after checking: they import ``gi``.
 """
