@@ -84,12 +84,26 @@ class FlashInterface:
     # an async callable returning True when it did something, False when it has nothing left.
     idle = None
 
-    async def wait_idle(self, timeout: float, *, what: str, address: int | None = None) -> int:
+    async def wait_idle(self, timeout: float, *, what: str, address: int | None = None,
+                        expected: float | None = None) -> int:
         """Poll SR until BSY clears; polls are spaced so long erases cost few USB commands, and
-        the time between them goes to ``idle`` work when there is any."""
+        the time between them goes to ``idle`` work when there is any.
+
+        ``expected`` (the datasheet's typical duration) moves the first poll to when the operation
+        should be done and tightens the polls after it: a poll costs a USB round trip, and on a
+        page-by-page erase the overshoot of a coarse poll grid is paid on every page."""
         interval = min(max(timeout / 200, 0.0005), 0.02)
+        first_poll = None
+        if expected:
+            interval = min(max(expected / 20, 0.0005), interval)
+            first_poll = anyio.current_time() + expected
         with anyio.move_on_after(timeout):
             while True:
+                if first_poll is not None and anyio.current_time() < first_poll:
+                    if self.idle is None or not await self.idle():
+                        await anyio.sleep(first_poll - anyio.current_time())
+                        first_poll = None       # slept until then: poll now (clocks may round)
+                    continue
                 sr = await self.status()
                 if not sr & self.bsy:
                     return sr
@@ -114,10 +128,16 @@ class FlashInterface:
     wrp_bits = 0
 
     # --- per generation ---------------------------------------------------------------------
-    async def erase_unit(self, unit: Unit, timeout: float) -> None:
+    async def erase_unit(self, unit: Unit, timeout: float, *, expected: float | None = None) -> None:
+        """Erase one unit. May leave the erase mode bits set in CR for the next unit (one USB
+        command less per unit): call :meth:`end_erase` after the last one."""
         raise NotImplementedError
 
-    async def mass_erase(self, timeout: float) -> None:
+    async def end_erase(self) -> None:
+        """Clear what :meth:`erase_unit` left in CR (before programming or locking)."""
+        await self.write(self.cr, 0)
+
+    async def mass_erase(self, timeout: float, *, expected: float | None = None) -> None:
         raise NotImplementedError
 
     async def rdp_level(self) -> int:
@@ -184,20 +204,21 @@ class F1Flash(FlashInterface):
             if not await self.mem.read32(self.rcc_base) & 2:
                 raise ClockMissing("HSI oscillator does not start: the flash controller has no clock")
 
-    async def _erase(self, bits: int, address: int | None, timeout: float, what: str) -> None:
+    async def _erase(self, bits: int, address: int | None, timeout: float, what: str,
+                     expected: float | None = None) -> None:
         await self.write(self.cr, bits)
         if address is not None:
             await self.write(self.ar, address)
         await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what=what, address=address)
+        sr = await self.wait_idle(timeout, what=what, address=address, expected=expected)
         await self.write(self.cr, 0)
         await self.write(self.sr, self.EOP)
         await self.check(sr, what=what, address=address)
 
-    async def erase_unit(self, unit: Unit, timeout: float) -> None:
-        await self._erase(self.PER, unit.start, timeout, f"erase page {unit.index}")
+    async def erase_unit(self, unit: Unit, timeout: float, *, expected: float | None = None) -> None:
+        await self._erase(self.PER, unit.start, timeout, f"erase page {unit.index}", expected)
 
-    async def mass_erase(self, timeout: float) -> None:
+    async def mass_erase(self, timeout: float, *, expected: float | None = None) -> None:
         await self._erase(self.MER, None, timeout, "mass erase")
 
     direct_width = 2
@@ -265,20 +286,23 @@ class F4Flash(FlashInterface):
         """Programming/erase width from the supply: x32 needs 2.7-3.6 V (RM0090 Table 6)."""
         self.psize = 2 if volts is None or volts >= 2.7 else (1 if volts >= 2.1 else 0)
 
-    async def erase_unit(self, unit: Unit, timeout: float) -> None:
+    async def erase_unit(self, unit: Unit, timeout: float, *, expected: float | None = None) -> None:
+        """SER + SNB, then STRT. CR keeps SER/SNB/PSIZE afterwards (STRT clears with BSY); the
+        next unit's write replaces them, and :meth:`end_erase` clears them after the last."""
         snb = unit.index if unit.bank == 0 else 0x10 + unit.bank_index
         bits = self.SER | (snb << 3) | (self.psize << 8)
         await self.write(self.cr, bits)
         await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what=f"erase sector {unit.index}", address=unit.start)
-        await self.write(self.cr, 0)
+        sr = await self.wait_idle(timeout, what=f"erase sector {unit.index}", address=unit.start,
+                                  expected=expected)
         await self.check(sr, what=f"erase sector {unit.index}", address=unit.start)
 
-    async def mass_erase(self, timeout: float, *, dual_bank: bool = False) -> None:
+    async def mass_erase(self, timeout: float, *, dual_bank: bool = False,
+                         expected: float | None = None) -> None:
         bits = self.MER | (self.MER1 if dual_bank else 0) | (self.psize << 8)
         await self.write(self.cr, bits)
         await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what="mass erase")
+        sr = await self.wait_idle(timeout, what="mass erase", expected=expected)
         await self.write(self.cr, 0)
         await self.check(sr, what="mass erase")
 
@@ -330,19 +354,22 @@ class L4Flash(FlashInterface):
               1 << 7: "PGSERR", 1 << 8: "MISERR", 1 << 9: "FASTERR", 1 << 14: "RDERR", 1 << 15: "OPTVERR"}
     wrp_bits = 1 << 4
 
-    async def erase_unit(self, unit: Unit, timeout: float) -> None:
+    async def erase_unit(self, unit: Unit, timeout: float, *, expected: float | None = None) -> None:
+        """PER + PNB (+BKER), then STRT. CR keeps PER/PNB afterwards (STRT clears with BSY,
+        RM0394 3.7.5); the next page's write replaces them, :meth:`end_erase` clears them."""
         bits = self.PER | (unit.bank_index << 3) | (self.BKER if unit.bank else 0)
         await self.write(self.cr, bits)
         await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what=f"erase page {unit.index}", address=unit.start)
-        await self.write(self.cr, 0)
+        sr = await self.wait_idle(timeout, what=f"erase page {unit.index}", address=unit.start,
+                                  expected=expected)
         await self.check(sr, what=f"erase page {unit.index}", address=unit.start)
 
-    async def mass_erase(self, timeout: float, *, dual_bank: bool = True) -> None:
+    async def mass_erase(self, timeout: float, *, dual_bank: bool = True,
+                         expected: float | None = None) -> None:
         bits = self.MER1 | (self.MER2 if dual_bank else 0)
         await self.write(self.cr, bits)
         await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what="mass erase")
+        sr = await self.wait_idle(timeout, what="mass erase", expected=expected)
         await self.write(self.cr, 0)
         await self.check(sr, what="mass erase")
 

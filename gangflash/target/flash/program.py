@@ -199,13 +199,14 @@ class FlashEngine:
         try:
             if plan.mass_erase:
                 mass = self.timing.mass_erase
-                await flash.mass_erase(mass.maximum * 1.5 + 1.0)
+                await flash.mass_erase(mass.maximum * 1.5 + 1.0, expected=mass.nominal)
                 stage.progress(1, 1)
                 return
             for done, w in enumerate(todo, 1):
                 duration = self.timing.erase_time(w.unit.size)
-                await flash.erase_unit(w.unit, duration.maximum * 1.5 + 0.5)
+                await flash.erase_unit(w.unit, duration.maximum * 1.5 + 0.5, expected=duration.nominal)
                 stage.progress(done, len(todo))
+            await flash.end_erase()
         finally:
             flash.idle = None
 
@@ -264,7 +265,9 @@ class FlashEngine:
         """The unit holding ``address`` may be half-programmed: erase it again (and every unit
         up to ``end`` when earlier attempts may have written there)."""
         for unit in self.target.geometry.units_overlapping(address, end or address + 1):
-            await self.target.flash.erase_unit(unit, self.timing.erase_time(unit.size).maximum * 1.5 + 0.5)
+            duration = self.timing.erase_time(unit.size)
+            await self.target.flash.erase_unit(unit, duration.maximum * 1.5 + 0.5, expected=duration.nominal)
+        await self.target.flash.end_erase()
 
     async def program_direct(self, dest: int, data: bytes, on_progress) -> None:
         """No loader: the debug port writes each programming unit with the controller set up."""

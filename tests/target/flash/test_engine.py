@@ -121,3 +121,40 @@ async def test_readout_protection_set_after_programming(chip):
         await target.flash.set_rdp_level1()
         await target.core.reset_and_halt()
         assert await target.flash.rdp_level() == 1
+
+
+@pytest.mark.parametrize("chip", ["L432KC", "F412ZG"])
+async def test_unit_erase_polls_once_when_the_datasheet_time_is_up_and_leaves_cr_clear(chip):
+    """The first status poll waits for the typical erase time, so a page-by-page erase costs about
+    one SR read per unit (a coarse poll grid overshoots on every unit); CR keeps the erase bits
+    between units and end_erase clears them."""
+    import anyio
+
+    async with board(chip) as (stlink, sim):
+        target = await attach(stlink)
+        flash = target.flash
+        await flash.unlock()
+        units = target.geometry.units_overlapping(FLASH, FLASH + 1)[:1] if chip == "F412ZG" else \
+            target.geometry.units_overlapping(FLASH, FLASH + 4 * 2048)
+        sim.target.flash.write_raw(FLASH, b"\x00" * 16)
+        polls = 0
+        status = flash.status
+
+        async def counted():
+            nonlocal polls
+            polls += 1
+            return await status()
+
+        flash.status = counted
+        timing = target.part.controller.timing()
+        started = anyio.current_time()
+        for unit in units:
+            expected = timing.erase_time(unit.size)
+            await flash.erase_unit(unit, expected.maximum * 1.5 + 0.5, expected=expected.nominal)
+        await flash.end_erase()
+        elapsed = anyio.current_time() - started
+        nominal = sum(timing.erase_time(u.size).nominal for u in units)
+        assert polls <= 2 * len(units)
+        assert nominal <= elapsed < nominal + 0.01 * len(units)
+        assert sim.target.flash_contents(FLASH, 16) == b"\xff" * 16
+        assert await flash.read(flash.cr) & 0xFFFF == 0
