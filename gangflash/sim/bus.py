@@ -70,7 +70,6 @@ class Bus:
         uc.mmio_map(PERIPH_BASE, PERIPH_SIZE, self._mmio_periph_read, None, self._mmio_periph_write, None)
         uc.mmio_map(SYSTEM_BASE, SYSTEM_SIZE, self._mmio_system_read, None, self._mmio_system_write, None)
         uc.mmio_map(PPB_BASE, PPB_SIZE, self._mmio_ppb_read, None, self._mmio_ppb_write, None)
-        core.before_block = self.settle
 
     # ------------------------------------------------------------------ wiring
     def add_block(self, base: int, size: int, read: Reader, write: Writer) -> None:
@@ -87,6 +86,7 @@ class Bus:
         """Make flash cells hold what the controller decided, after Unicorn's raw store."""
         if self._fixups:
             fixups, self._fixups = self._fixups, []
+            self.core.before_block = None       # nothing deferred left: the block hook skips it
             for address, data in fixups:
                 off = address - self.flash.base
                 self.flash.view[off:off + len(data)] = data
@@ -140,6 +140,8 @@ class Bus:
             log.exception("flash store at 0x%08X", address)
             self.core.bus_fault_pending(address)
         self._fixups.append((address, self.flash.read(address, size)))
+        # settle at the next block boundary (the hook calls it only while a fix-up is deferred)
+        self.core.before_block = self.settle
 
     def _on_flash_read(self, uc, access, address, size, value, _user) -> None:
         if self._fixups:

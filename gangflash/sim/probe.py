@@ -54,11 +54,14 @@ def _command_name(op: int, sub: int) -> str:
     return command_name(bytes([op, sub]))
 
 
-@dataclasses.dataclass
 class _Reply:
-    data: bytearray
-    ready_at: float
-    started: bool = False
+    """A queued reply: its unread bytes, when the firmware has it ready, whether an IN transfer
+    took part of it yet. A slotted class: one is built per command."""
+
+    __slots__ = ("data", "ready_at", "started")
+
+    def __init__(self, data: bytearray, ready_at: float) -> None:
+        self.data, self.ready_at, self.started = data, ready_at, False
 
 
 class SimProbe:
@@ -143,10 +146,17 @@ class SimProbe:
 
     def _enter_transfer(self) -> None:
         """Refuse when gone (also when a byte limit of 0 means gone from the start), then
-        number the transfer for the one-shot knobs."""
+        number the transfer for the one-shot knobs. Runs twice per command: the knob checks
+        are skipped while no knob is set."""
         self._alive()
-        self._maybe_vanish_at_limit()
-        self._alive()
+        faults = self.faults
+        if faults.unplug_after_bytes is not None:
+            self._maybe_vanish_at_limit()
+            self._alive()
+        if (faults.hang_after_transfers is None and faults.usb_timeout_on is None
+                and faults.usb_stall_on is None):
+            self._transfers += 1
+            return
         self._count_transfer()
 
     def _count_transfer(self) -> None:

@@ -106,6 +106,8 @@ class ProbeFirmware(MemoryCommands, MiscCommands):
         """Run one complete command (its data phase included); return the reply, if any."""
         self._now = now
         top = cmd[0]
+        if top == Command.DEBUG:          # first: nearly every command a session sends
+            return self._debug(cmd, data)
         if top == Command.GET_VERSION:
             return self._get_version()
         if top == Command.GET_VERSION_EX:
@@ -122,8 +124,6 @@ class ProbeFirmware(MemoryCommands, MiscCommands):
             if self.mode == Mode.SWIM:
                 self.mode = Mode.MASS
             return None
-        if top == Command.DEBUG:
-            return self._debug(cmd, data)
         log.debug("unknown command %s", cmd.hex())
         return UNKNOWN_REPLY
 
