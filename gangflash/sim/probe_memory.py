@@ -9,8 +9,18 @@ zeros (what real firmware puts there is unconfirmed). A write always consumes it
 
 Checks, in the order the firmware is modelled to make them, with the status each reports:
 - not in debug mode: 0x06 (ST: "command ignored ... wrong ST-Link mode when called")
-- 8-bit longer than one packet (64, or 512 on V3 from J6) or 16/32-bit longer than 6144 bytes:
-  0x06 ("unknown parameter"; the real firmware's reaction is unconfirmed)
+- 8-bit longer than one packet (64, or 512 on V3 from J6), or a 16/32-bit command longer than
+  6144 bytes other than WRITEMEM_32BIT: 0x06 ("unknown parameter"; the real firmware's reaction
+  is unconfirmed)
+- WRITEMEM_32BIT has no limit below its 16-bit length field. 6144 bytes is the probe's buffer
+  for data it must *send back* (reads); a write is streamed from the OUT endpoint to the AP.
+  Evidence: stlink (st-flash 1.7.0 included) has sent each F2/F4/F7/L4 loader buffer as one
+  WRITEMEM_32BIT of up to 0x8000 bytes since 2012 (``stlink_flashloader_write``: buf_size 0x8000
+  when SRAM > 32 KiB; ``write_buffer_to_sram``: one ``stlink_write_mem32``), which real probes
+  flash with; stlink PR #1157 (2021, "Removed limit check for WRITEMEM_32BIT", a regression fix
+  for #1154) dropped a host-side cap that broke it; stlink's API documents writes "at most
+  Q_BUF_LEN" but reads "at 6 KiB or below: larger reads can stall an ST-LINK/V2" (PR #372 clamps
+  reads to 0x1800). Refusing the write made st-flash's F4/L4 loader program an unwritten buffer.
 - address or length not a multiple of the access size: 0x0A (JTAG_ALIGNMENT_ERROR)
 - APSEL other than 0 not opened with INIT_AP: 0x1D (BAD_AP, "incorrect access port index")
 - then target errors as mapped by ``probe_target``.
@@ -24,7 +34,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .probe_target import AP_CSW, AP_DRW, AP_TAR, CommandError
-from .stlink_protocol import MAX_RW_BLOCK, DebugCommand, Mode, Status
+from .stlink_protocol import MAX_RW_BLOCK, MAX_WRITE32_BLOCK, DebugCommand, Mode, Status
 
 if TYPE_CHECKING:
     from .probe_target import TargetLink
@@ -78,7 +88,7 @@ class MemoryCommands:
         reply_len = 0 if writes else read_reply_length(opcode, length)
         status, fault, result = Status.OK, 0, b""
         try:
-            self._check_memory_request(width, address, length, apsel)
+            self._check_memory_request(opcode, width, address, length, apsel)
             if length:
                 if writes:
                     self._write_block(apsel, csw_hi, address, bytes(data[:length]), width,
@@ -96,11 +106,19 @@ class MemoryCommands:
             return None
         return result.ljust(reply_len, b"\x00")[:reply_len]
 
-    def _check_memory_request(self, width: int, address: int, length: int, apsel: int) -> None:
+    def _length_limit(self, opcode: int, width: int) -> int:
+        """Largest length the firmware takes for this opcode (see the module docstring)."""
+        if width == 1:
+            return self.features.rw8_max
+        if opcode == DebugCommand.WRITEMEM_32BIT:
+            return MAX_WRITE32_BLOCK
+        return MAX_RW_BLOCK
+
+    def _check_memory_request(self, opcode: int, width: int, address: int, length: int,
+                              apsel: int) -> None:
         if self.mode != Mode.DEBUG:
             raise CommandError(Status.INTERNAL_ERROR)
-        limit = self.features.rw8_max if width == 1 else MAX_RW_BLOCK
-        if length > limit:
+        if length > self._length_limit(opcode, width):
             raise CommandError(Status.INTERNAL_ERROR)
         if address % width or length % width:
             raise CommandError(Status.ALIGNMENT_ERROR, address)

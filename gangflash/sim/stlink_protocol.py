@@ -18,6 +18,7 @@ from enum import IntEnum, unique
 
 COMMAND_SIZE = 16          # every command block, unused bytes zero
 MAX_RW_BLOCK = 6144        # 16/32-bit bytes per command: the probe's buffer (STLINK_DATA_SIZE)
+MAX_WRITE32_BLOCK = 0xFFFC  # WRITEMEM_32BIT: streamed, bounded only by the u16 length field
 TAR_AUTOINC_BLOCK = 1024   # ADIv5 only guarantees TAR auto-increment on the low 10 bits
 DP_PORT = 0xFFFF           # READ/WRITE_DAP_REG port value selecting the DP rather than an AP
 DEFAULT_BOARD_ID = b"0000"  # GET_BOARD_IDENTIFIERS: "generic firmware" to pyOCD (no board lookup)
