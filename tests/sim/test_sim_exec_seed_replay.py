@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "configs" / "firmware" / "demo-16k.bin"
 CHIP = "F103C8"
 TWICE = "flash twice without erasing"
-HANG_S = 10         # a tool still running after this long is stopped and recorded as hanging
+HANG_S = 20         # a tool still running after this long is stopped and recorded as hanging
 HUNG = (124, 137)   # timeout(1): stopped by SIGTERM, or by SIGKILL 5 s later (st-flash's SIGTERM
                     # handler can deadlock in libusb, as it would on a real probe)
 ROWS = [*TargetFaults.seed_states(), TWICE]
