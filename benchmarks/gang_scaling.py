@@ -130,7 +130,7 @@ def journal_commit_cost(ms: float):
         return
     import anyio
 
-    from gangflash.orchestrator.journal import AsyncJournal
+    from gangflash.orchestrator.journal_async import AsyncJournal
     original = AsyncJournal._call
     state: dict = {}
 

@@ -23,7 +23,7 @@ from ..transport.errors import ProbeGone, TransportError, UsbTimeout
 from ..transport.stlink import Stlink, StlinkError
 from . import events as ev
 from .config_schema import BatchConfig, SlotSpec
-from .journal import AsyncJournal
+from .journal_async import AsyncJournal
 from .pipeline import AttemptContext, BoardRejected, Pipeline
 
 log = logging.getLogger(__name__)

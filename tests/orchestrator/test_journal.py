@@ -21,9 +21,9 @@ import pytest
 
 from gangflash.orchestrator.config_schema import SerialNumberSpec
 from gangflash.orchestrator.journal import (
-    AsyncJournal, AttemptFinished, Journal, JournalError, JournalNotFound, SerialsExhausted,
-    UnknownAttempt,
+    AttemptFinished, Journal, JournalError, JournalNotFound, SerialsExhausted, UnknownAttempt,
 )
+from gangflash.orchestrator.journal_async import AsyncJournal
 
 COUNTER = SerialNumberSpec(address=0x0800FC00, format="counter", start=1000, template="SN-%06d", length=9)
 UID = bytes.fromhex("ff3fd2053043353843172543")
