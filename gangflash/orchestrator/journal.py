@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from .journal_export import AttemptRecord, BatchRecord, SerialRecord, write_csv, write_jsonl
 

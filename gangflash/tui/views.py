@@ -8,7 +8,7 @@ repaint. ``model.DashboardModel`` builds them from the batch's events.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 class Status(enum.Enum):
     """What a slot is doing; the value is the word the tile shows (never colour alone)."""

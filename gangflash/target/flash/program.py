@@ -17,7 +17,7 @@ import anyio
 
 from ...transport.stlink import StlinkError
 from ..image import Image, check_fits
-from ..loaders import LoaderBlob, Status, crc32_mpeg2, loader_for
+from ..loaders import LoaderBlob, crc32_mpeg2, loader_for
 from .errors import ClockMissing, FlashError, ReadoutProtected, VerifyFailed, WriteProtected
 from .plan import FlashPlan, UnitWork, choose_erase, fill_holes, touched_units
 from .progress import Note, ProgressSink, Stage, StageStarted, ignore
