@@ -21,10 +21,10 @@ import re
 import tomllib
 from dataclasses import fields
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from gangflash.target.errors import ImageError, ImageOutOfRange
 from gangflash.target.image import Image, check_fits, detect_format, load_image
+from gangflash.transport.stlink_server import parse_probe_url
 
 from .config_errors import (
     MISSING, BadImage, BadValue, ChecksumMismatch, Collector, ConfigError, ConfigErrors,
@@ -221,17 +221,11 @@ def _load_image(ck: Collector, path: Path, fmt: str, base: int | None, target: T
 
 
 def _parse_probe(text: str) -> tuple[str, str | None]:
-    """``"066D..."`` -> (serial, None); ``"tcp://host:7184/SERIAL"`` -> (serial, "host:7184")."""
+    """``"066D..."`` -> (serial, None); ``"tcp://host:7184/SERIAL"`` -> (serial, "host:7184"); the
+    port may be left out (7184), as on the command line (one parser for both)."""
     if text.startswith("tcp://"):
-        parts = urlsplit(text)
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        serial = parts.path.lstrip("/")
-        if not parts.hostname or port is None or not serial or "/" in serial or parts.query:
-            raise ValueError("expected tcp://HOST:PORT/SERIAL")
-        return serial, f"{parts.hostname}:{port}"
+        host, port, serial = parse_probe_url(text)
+        return serial, f"{host}:{port}"
     if "://" in text:
         raise ValueError(f"unknown scheme {text.split('://', 1)[0]!r}; only tcp:// is supported")
     if not _SERIAL_TEXT.match(text):

@@ -345,11 +345,16 @@ def test_no_slots_at_all_is_refused(folder):
     assert "[slots] all = true" in str(only(errors_of(write(folder, text)), ce.MissingKey, "slot"))
 
 
-@pytest.mark.parametrize("probe", ["tcp://127.0.0.1/SER", "tcp://host:7184/", "usb://x", "has space"])
+@pytest.mark.parametrize("probe", ["tcp://127.0.0.1:port/SER", "tcp://host:7184/", "usb://x", "has space"])
 def test_malformed_probe_is_refused(folder, probe):
     error = only(errors_of(write(folder, BASE.replace("066DFF000000000000000001", probe))),
                  ce.BadValue, "slot[1].probe")
     assert "tcp://HOST:PORT/SERIAL" in str(error)
+
+
+def test_a_tcp_probe_without_a_port_uses_the_stlink_server_default(folder):
+    config = load_config(write(folder, BASE.replace('"066DFF000000000000000001"', '"tcp://10.0.0.5/066DFF01"')))
+    assert (config.slots[0].serial, config.slots[0].server) == ("066DFF01", "10.0.0.5:7184")
 
 
 def test_bad_port_path_and_slot_without_probe_or_port(folder):
