@@ -510,7 +510,11 @@ def _alone(path: Path, fd: int | None) -> bool:
         return True
     if fd < 0:
         return False
-    probe = os.open(f"{path}.lock", os.O_RDWR)
+    try:
+        probe = os.open(f"{path}.lock", os.O_RDWR)
+    except OSError as exc:      # the lock file vanished or became unreadable: do not recover
+        log.warning("journal %s: cannot test the lock file (%s); crash recovery skipped", path, exc)
+        return False
     try:
         fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
