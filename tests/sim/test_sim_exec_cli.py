@@ -151,3 +151,20 @@ def test_no_tool_and_unknown_tool_are_usage_errors(capsys):
     assert "no tool given" in capsys.readouterr().err
     assert cli.main(["sim", "exec", "--", "no-such-tool-gangflash"]) == 127
     assert "cannot run 'no-such-tool-gangflash': no such program" in capsys.readouterr().err
+
+
+def test_a_signal_during_cleanup_waits_until_the_root_is_gone():
+    from gangflash.sim.usbfs.testbed import UsbTestbed
+
+    bed = UsbTestbed()
+    root = bed.root
+    inner = bed._close
+
+    def interrupted_close():
+        os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C in the middle of the cleanup
+        inner()
+
+    bed._close = interrupted_close
+    with pytest.raises(KeyboardInterrupt):
+        bed.close()
+    assert not os.path.exists(root)

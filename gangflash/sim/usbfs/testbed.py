@@ -19,6 +19,8 @@ import gc
 import logging
 import os
 import shutil
+import signal
+import threading
 from dataclasses import dataclass
 
 import gi
@@ -158,7 +160,27 @@ class UsbTestbed:
 
     def close(self) -> None:
         """Free the testbed (its temporary root goes with it) and close the nodes' FIFOs. The root
-        is removed here too if umockdev left it (a reference still held somewhere)."""
+        is removed here too if umockdev left it (a reference still held somewhere).
+
+        Ctrl-C, SIGTERM and SIGHUP arriving meanwhile are held until the cleanup is done and then
+        delivered: a signal must not cut the removal of the root short."""
+        if self.testbed is None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            self._close()
+            return
+        held: list[int] = []
+        saved = {signum: signal.signal(signum, lambda got, _frame: held.append(got))
+                 for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            self._close()
+        finally:
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
+            for signum in held:
+                signal.raise_signal(signum)
+
+    def _close(self) -> None:
         if self.testbed is None:
             return
         devices = [*self.devices.values(), *self._unplugged]
