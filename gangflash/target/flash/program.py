@@ -94,6 +94,19 @@ class FlashEngine:
             return await self._run(image)
         except StlinkError as err:
             raise await self._lost_target(err) from err
+        except FlashError:
+            await self._relock_quietly()
+            raise
+
+    async def _relock_quietly(self) -> None:
+        """After a failure: lock the flash controller again (it may hold erase bits too), so the
+        board is not left with its flash writable until the next reset. Best effort, bounded:
+        the failure being reported matters more than this."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+            try:
+                await self.target.flash.lock_cr()
+            except Exception as exc:                        # noqa: BLE001 - keep the first error
+                log.debug("relocking the flash controller after a failure: %s", exc)
 
     async def _lost_target(self, err: StlinkError) -> FlashError:
         stage = self.stage or "connect"

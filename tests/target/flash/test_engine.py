@@ -66,6 +66,8 @@ async def test_write_protected_page_fails_before_erase_with_its_address():
         with pytest.raises(WriteProtected, match="0x08001000 is write-protected"):
             await flash_image(await attach(stlink), img)
         assert sim.target.flash_contents(FLASH, 16) == b"\x11" * 16    # nothing erased
+        flash_cr = int.from_bytes(sim.target.mem_read(0x40022010, 4, 4), "little")
+        assert flash_cr & 0x80, "the failed run left the flash controller unlocked"
 
 
 @pytest.mark.parametrize("chip", ["F103C8", "F412ZG", "L432KC"])
