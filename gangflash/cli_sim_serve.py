@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, boards: list) -> int:
     """Serve until SIGINT/SIGTERM; exit 0 on a signal, 1 when the port cannot be bound."""
     import anyio
 
-    from gangflash.sim.stlink_server import StlinkServer
+    from gangflash.sim.stlink_server import ListenError, StlinkServer
 
     if args.pace < 0:
         print("gangflash sim serve: --pace must be >= 0", file=sys.stderr)
@@ -90,6 +90,12 @@ def run(args: argparse.Namespace, boards: list) -> int:
         return 2
     devices = _build(boards)
     server = StlinkServer(devices, host=args.bind, port=args.port, api=args.api, pace=args.pace)
+    try:
+        server.bind()           # before any task group: a busy port is a message, not a traceback
+    except ListenError as exc:
+        print(f"gangflash sim serve: cannot listen on {args.bind}:{args.port}: {exc.reason}",
+              file=sys.stderr)
+        return 1
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -101,10 +107,6 @@ def run(args: argparse.Namespace, boards: list) -> int:
                     break
             tg.cancel_scope.cancel()
 
-    try:
-        anyio.run(main, backend="asyncio")
-    except OSError as exc:
-        print(f"gangflash sim serve: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+    anyio.run(main, backend="asyncio")
     _print_stats(server.stats())
     return 0

@@ -292,6 +292,13 @@ class SimProbe:
             self._maybe_vanish_at_limit()
             return chunk, self._charge(end - now)
 
+    @property
+    def idle(self) -> bool:
+        """True when no command waits for its data phase and no reply is queued: the next OUT
+        transfer is taken as a command block and the next IN transfer reads its reply."""
+        with self._lock:
+            return self._pending is None and not self._replies
+
     def usb_reset(self) -> float:
         """Port reset: the firmware loses a half-received command and unread replies; its mode,
         clocks and the target connection stay (the probe MCU itself is not reset)."""

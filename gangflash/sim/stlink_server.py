@@ -19,6 +19,12 @@ Choices the sheet leaves open, made here and kept stable:
   call failed); gone 0x10000 for the failing command, after which the probe is released, its
   connect id answers 0x1002, and it disappears from GET_NB_DEV / GET_DEV_INFO. IN data is always
   exactly the N bytes asked for, zero-padded when the probe answered fewer or nothing.
+- The server owns the USB side and knows each command's framing, so a timeout or stall inside a
+  SEND_USB_CMD never leaves the probe out of step: if the probe still waits for write data or
+  holds an unread reply, the server resets its USB port (dropping both; the reset's cost is
+  charged to the probe's clock) before answering the error status. A fresh OPEN_DEV (a new
+  owner) likewise starts from a clean probe: leftovers of an earlier session are dropped the
+  same way. Firmware mode, target connection and the chip's state are kept.
 - Requests that cannot be delimited (unknown opcode, 0x07 whose layout is unconfirmed, an
   unknown direction, a data phase over the server's limits) get their status (0x1053 / 0x1002)
   and the connection is closed: the server cannot find the next request's first byte. A bad
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import struct
 import threading
@@ -58,12 +65,21 @@ from .stlink_server_protocol import (DEVICE_INFO_SIZE, MAX_IN, Direction, Op, Se
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StlinkServer", "serving_in_thread", "TRUNCATION_TIMEOUT_S", "USB_TIMEOUT_S"]
+__all__ = ["StlinkServer", "ListenError", "serving_in_thread", "TRUNCATION_TIMEOUT_S",
+           "USB_TIMEOUT_S"]
 
 _ACCEPT_POLL_S = 0.25          # the accept thread checks for shutdown this often
 USB_TIMEOUT_S = 1.0            # what a timed-out USB transfer costs the probe's clock
 SERVER_VERSION = (2, 1, 0)     # major, minor, build reported beside the API (ST's 2.1.x line)
 _COOKIE_BASE = 0x5E000000      # device cookies: opaque to clients, distinct per probe
+
+
+class ListenError(OSError):
+    """The server cannot listen on its address (port in use, unknown host, no permission)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
+        self.host, self.port, self.reason = host, port, reason
 
 
 @dataclass(eq=False)
@@ -105,16 +121,41 @@ class StlinkServer:
         self._connections: set[_Connection] = set()
         self._lock = threading.RLock()     # the device table; probe work runs outside it
         self._stopping = False
+        self._listener: socket.socket | None = None
         self.total_requests = 0
 
     # --- serving ----------------------------------------------------------------------------------
-    async def serve(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen, report the bound port through ``task_status``, serve until cancelled.
-        Connections are served by threads (see ``_Connection``), so any anyio backend works."""
-        listener = socket.create_server((self.host, self.port))
+    def bind(self) -> None:
+        """Create the listening socket now (``serve`` does it otherwise), so a caller can report
+        a busy port before starting anything; ListenError says why it failed. The address
+        family follows ``host`` (``::1`` listens on IPv6). Port 0 picks a free port: ``port``
+        then holds the bound one. Idempotent."""
+        if self._listener is not None:
+            return
+        try:
+            infos = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            raise ListenError(self.host, self.port, exc.strerror or str(exc)) from exc
+        family, _type, _proto, _name, sockaddr = infos[0]
+        try:
+            listener = socket.create_server(sockaddr, family=family)
+        except OSError as exc:      # create_server's text repeats the address: keep the cause
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(self.host, self.port, reason) from exc
         listener.settimeout(_ACCEPT_POLL_S)
         self.port = listener.getsockname()[1]
-        self._stopping = False
+        self._listener = listener
+
+    async def serve(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen (``bind`` first if not done; ListenError before ``task_status`` if that
+        fails), report the bound port through ``task_status``, serve until cancelled.
+        Connections are served by threads (see ``_Connection``), so any anyio backend works."""
+        self.bind()
+        listener, self._listener = self._listener, None
+        assert listener is not None
+        with self._lock:
+            self._stopping = False
         acceptor = threading.Thread(target=self._accept_loop, args=(listener,),
                                     name=f"stlink-server :{self.port}", daemon=True)
         acceptor.start()
@@ -124,7 +165,8 @@ class StlinkServer:
         try:
             await anyio.sleep_forever()
         finally:
-            self._stopping = True
+            with self._lock:            # _admit checks it under the lock: no late additions
+                self._stopping = True
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             with self._lock:
@@ -146,15 +188,31 @@ class StlinkServer:
                 if not self._stopping:
                     log.exception("stlink-server: accept failed")
                 return
-            if self._stopping:
-                sock.close()
+            if self._admit(sock, addr) is None:
                 return
+
+    def _admit(self, sock: socket.socket, addr) -> "_Connection | None":
+        """Register and start a freshly accepted connection; None (socket closed) when the
+        server is stopping. The check and the registration share the lock ``serve`` takes to
+        set ``_stopping``, so a connection is either in the list ``serve`` drops and joins or
+        never started."""
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(self, sock, f"{addr[0]}:{addr[1]}")
-            with self._lock:
+        conn = _Connection(self, sock, f"{addr[0]}:{addr[1]}")
+        with self._lock:
+            if self._stopping:
+                late = True
+            else:
+                late = False
                 self._connections.add(conn)
-            log.info("client %s connected", conn.peer)
-            conn.thread.start()
+        if late:
+            log.debug("client %s arrived during shutdown: dropped", conn.peer)
+            with contextlib.suppress(OSError):
+                sock.close()
+            return None
+        log.info("client %s connected", conn.peer)
+        conn.thread.start()
+        return conn
 
     @staticmethod
     def _join(acceptor: threading.Thread, connections: list["_Connection"]) -> None:
@@ -201,6 +259,7 @@ class StlinkServer:
         if dev.owner is not None:
             log.info("OPEN_DEV: probe %s is in use by another client", dev.probe.serial)
             return ServerStatus.OPEN_ERROR, 0
+        self._clean_probe(dev, "a new session")
         self._next_connect_id += 1
         dev.owner, dev.connect_id = conn, self._next_connect_id
         dev.clients += 1
@@ -208,6 +267,21 @@ class StlinkServer:
         self._by_connect_id[dev.connect_id] = dev
         log.info("probe %s opened (connect id 0x%X)", dev.probe.serial, dev.connect_id)
         return ServerStatus.OK, dev.connect_id
+
+    @staticmethod
+    def _clean_probe(dev: _Device, why: str) -> None:
+        """Reset the probe's USB port if it is out of step (a command waiting for write data, or
+        an unread reply): the server knows the framing, its clients cannot see the USB side.
+        The reset's cost goes on the probe's clock."""
+        probe = dev.probe
+        try:
+            if probe.idle:
+                return
+            dev.clock.advance(probe.usb_reset())
+        except UsbGone:
+            return
+        log.info("probe %s: USB port reset after %s (partial command / unread reply dropped)",
+                 probe.serial, why)
 
     def _held(self, conn: "_Connection", connect_id: int) -> _Device | None:
         dev = self._by_connect_id.get(connect_id)
@@ -301,9 +375,11 @@ class StlinkServer:
         except UsbTimeout as exc:
             clock.advance(USB_TIMEOUT_S)
             log.warning("probe %s: %s", probe.serial, exc)
+            self._clean_probe(dev, "a USB timeout")
             return ServerStatus.TIMEOUT, b""
         except UsbStall as exc:
             log.warning("probe %s: %s", probe.serial, exc)
+            self._clean_probe(dev, "a USB stall")
             return ServerStatus.WIN32_ERROR, b""
         except UsbGone as exc:
             log.warning("probe %s: %s", probe.serial, exc)

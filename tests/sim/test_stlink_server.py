@@ -340,3 +340,107 @@ def test_sim_serve_cli_serves_until_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- the probe stays in step after USB faults -------------------------------------------------------
+def test_a_usb_timeout_in_a_data_phase_leaves_the_probe_in_step():
+    """The data OUT of a write times out: 0x1001, and the server drops the probe's half-received
+    command, so the next command block is a command, not write data for target SRAM."""
+    devs = devices("F103C8")
+    probe, clock = devs[0]
+    with serving_in_thread(devs, port=0, pace=0) as server:
+        c = Client(server.port)
+        cid = c.open_index(0)
+        assert c.usb(cid, b"\xF2\x30\xA3", 2) == (OK, b"\x80\x00")
+        write = b"\xF2\x08" + struct.pack("<IH", 0x20000000, 64)
+        assert c.usb(cid, write, 0, out=bytes(64)) == (OK, b"")
+        probe.faults.usb_timeout_on = probe._transfers + 2            # the data phase
+        before = clock()
+        assert c.usb(cid, write, 0, out=b"\xAA" * 64) == (TIMEOUT, b"")
+        assert probe.idle and probe.stats["usb_resets"] == 1
+        assert clock() - before >= 1.0                                # timeout + reset charged
+        assert c.usb(cid, b"\xF5", 2) == (OK, b"\x02\x00")            # a command, answered
+        status, data = c.usb(cid, b"\xF2\x07" + struct.pack("<IH", 0x20000000, 64), 64)
+        assert status == OK and data == bytes(64)                     # SRAM untouched
+
+
+def test_a_usb_timeout_on_a_reply_drops_it():
+    devs = devices("F103C8")
+    probe, _ = devs[0]
+    with serving_in_thread(devs, port=0, pace=0) as server:
+        c = Client(server.port)
+        cid = c.open_index(0)
+        probe.faults.usb_timeout_on = probe._transfers + 2            # GET_VERSION's IN
+        assert c.usb(cid, b"\xF1", 6) == (TIMEOUT, bytes(6))
+        assert probe.idle
+        assert c.usb(cid, b"\xF5", 2) == (OK, b"\x01\x00")            # not the old reply
+
+
+def test_a_fresh_open_starts_from_a_clean_probe(two):
+    """Leftovers of an earlier session (here a reply nobody read) are dropped at OPEN_DEV."""
+    server, devs = two
+    probe = devs[0][0]
+    c = Client(server.port)
+    cid = c.open_index(0)
+    assert c.usb(cid, b"\xF5", 2)[0] == OK
+    probe.bulk_out(probe.out_ep, b"\xF1".ljust(16, b"\0"))            # a reply left queued
+    assert not probe.idle
+    assert c.close_dev(cid) == OK
+    cid = c.open_index(0)
+    assert probe.idle
+    assert c.usb(cid, b"\xF5", 2) == (OK, b"\x01\x00")
+
+
+# --- listening and shutdown ---------------------------------------------------------------------------
+def test_a_busy_port_is_a_listen_error_before_serving():
+    from gangflash.sim.stlink_server import ListenError, StlinkServer
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = StlinkServer(devices("F103C8"), port=port)
+        with pytest.raises(ListenError) as error:
+            server.bind()
+        assert f"127.0.0.1:{port}" in str(error.value) and error.value.reason
+
+
+def test_ipv6_bind_address():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe_sock:
+            probe_sock.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    with serving_in_thread(devices("F103C8"), host="::1", port=0, pace=0) as server:
+        sock = socket.create_connection(("::1", server.port), timeout=5)
+        sock.sendall(b"\x01")
+        assert struct.unpack("<I", sock.recv(4))[0] == 1
+        sock.close()
+
+
+def test_sim_serve_cli_on_a_busy_port_says_so():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-c", "import sys; from gangflash.cli import main; sys.exit(main())",
+                               "sim", "serve", "--sim", "F103C8", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: " in proc.stderr
+    assert "Traceback" not in proc.stderr and "in use" in proc.stderr
+
+
+def test_a_connection_accepted_during_shutdown_is_dropped():
+    from gangflash.sim.stlink_server import StlinkServer
+    server = StlinkServer(devices("F103C8"), port=0)
+    server._stopping = True                                    # serve() has copied its list
+    ours, theirs = socket.socketpair()
+    try:
+        assert server._admit(ours, ("127.0.0.1", 1)) is None
+        assert not server._connections
+        theirs.settimeout(2)
+        assert theirs.recv(1) == b""                           # closed, no thread serving it
+    finally:
+        theirs.close()
