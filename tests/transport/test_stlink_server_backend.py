@@ -280,3 +280,86 @@ async def test_a_composite_backend_routes_each_probe_to_its_source(server):
     with pytest.raises(ProbeNotFound):
         await backend.open(stray)
     await backend.aclose()
+
+
+# --- recovery behind the server --------------------------------------------------------------
+
+async def _open_f1(server):
+    backend = StlinkServerBackend("127.0.0.1", server.port)
+    info = (await backend.enumerate())[0]
+    link = await backend.open(info)
+    probe = await Stlink.open(link)
+    await probe.connect(swd_khz=4000)
+    await probe.halt()
+    return backend, link, probe
+
+
+async def test_a_lost_write_data_phase_never_lands_commands_in_sram(server):
+    """A USB timeout in a write's data phase: the server answers 0x1001 and puts its probe back
+    in step; the client reopens the session before asking the probe anything, so no command block
+    is taken as write data and later replies are not shifted."""
+    sim = server._devices[0].probe
+    backend, link, probe = await _open_f1(server)
+    await probe.write_memory(0x20000000, bytes(128))
+    sim.faults.usb_timeout_on = sim._transfers + 2             # the data phase's OUT transfer
+    with pytest.raises(UsbTimeout) as lost:
+        await probe.write_memory(0x20000000, b"\xAA" * 64)
+    assert lost.value.command == "WRITEMEM_32BIT" and lost.value.address == 0x20000000
+    assert lost.value.serial == probe.serial and "resynchronised" in str(lost.value)
+    assert link.reconnects == 1                                # the session was reopened
+    sram = await probe.read_memory(0x20000000, 128)
+    assert sram in (bytes(128), b"\xAA" * 64 + bytes(64))      # untouched, or the intended data
+    assert await probe.read_idcode() == IDCODE_F1              # the next commands work
+    await probe.write_memory(0x20000000, b"\x55" * 64)
+    assert await probe.read_memory(0x20000000, 64) == b"\x55" * 64
+    await probe.aclose()
+    await backend.aclose()
+
+
+async def test_a_lost_reply_does_not_shift_later_replies(server):
+    sim = server._devices[0].probe
+    backend, link, probe = await _open_f1(server)
+    await probe.write_memory(0x20000000, bytes(range(64)))
+    sim.faults.usb_timeout_on = sim._transfers + 2             # the READMEM's IN transfer
+    with pytest.raises(UsbTimeout) as lost:
+        await probe.read_memory(0x20000000, 64)
+    assert lost.value.command == "READMEM_32BIT"
+    assert sim.idle                                            # its queued reply was dropped
+    assert await probe.read_memory(0x20000010, 16) == bytes(range(16, 32))
+    assert await probe.read_idcode() == IDCODE_F1
+    await probe.aclose()
+    await backend.aclose()
+
+
+async def test_a_probe_unplugged_behind_the_server_is_probe_gone(server):
+    sim = server._devices[0].probe
+    backend, link, probe = await _open_f1(server)
+    sim.unplug()
+    with pytest.raises(ProbeGone) as gone:
+        await probe.read_idcode()
+    text = str(gone.value)
+    assert gone.value.serial == probe.serial and f"127.0.0.1:{server.port}" in text
+    assert "no longer lists" in text and gone.value.command
+    await probe.aclose()
+    await backend.aclose()
+
+
+async def test_a_usb_stall_behind_the_server_is_a_stall_and_recovers(server):
+    from gangflash.transport.errors import UsbStall
+    sim = server._devices[0].probe
+    backend, link, probe = await _open_f1(server)
+    sim.faults.usb_stall_on = sim._transfers + 1
+    with pytest.raises(UsbStall) as stall:
+        await probe.read_idcode()
+    assert "0x10000" in str(stall.value) and stall.value.serial == probe.serial
+    assert await probe.read_idcode() == IDCODE_F1
+    await probe.aclose()
+    await backend.aclose()
+
+
+async def test_an_unknown_host_names_the_resolver_error():
+    backend = StlinkServerBackend("no-such-host.invalid", 7184, connect_timeout=10)
+    with pytest.raises(ServerUnreachable) as unknown:
+        await backend.enumerate()
+    text = str(unknown.value)
+    assert "no-such-host.invalid:7184" in text and "Unknown error" not in text

@@ -8,8 +8,12 @@ interpret statuses: that is the driver's job.
 
 A link with ``transact`` (stlink-server over TCP) carries each command in one round trip and has
 no stale bytes to drain; there a lost reply leaves the socket out of step, and the link itself
-redials before its next command (``reset`` does it at once). The recovery steps below are the
-same; draining is simply a no-op.
+redials before its next command. What the probe behind the server still holds after a lost
+transfer (write data it waits for, a reply nobody read) is invisible from here, so recovery over
+a command link never starts with a probe command: that command could be swallowed as write data
+or answered with a stale reply. It reopens the session first (``reset``: CLOSE_DEV, a new socket,
+OPEN_DEV; the server puts its probe back in step) and only then proves the probe answers. A
+failed write command (server status 0x1001 on direction 0) counts as a lost data phase.
 """
 
 from __future__ import annotations
@@ -87,7 +91,10 @@ class CommandChannel:
             raise ProbeGone(f"probe disappeared ({exc.detail})", serial=self.serial, command=name,
                             address=address) from exc
         except (UsbTimeout, UsbStall, StlinkProtocolError) as exc:
-            lost_data, self._in_flight = self._in_flight == "data", None
+            # Over a command link a failed write command may have lost its data phase behind
+            # the server: recover as after a lost data phase (resync reopens the session anyway).
+            lost_data = self._in_flight == "data" or (self._transact is not None and bool(data))
+            self._in_flight = None
             try:
                 recovered = await self.resync(reset_first=lost_data)
             except ProbeGone as gone:
@@ -184,10 +191,15 @@ class CommandChannel:
         Drain, then ask something harmless; if that fails too, reset the USB port and ask again.
         ``reset_first`` skips straight to the reset: after a lost data phase the probe may still
         be collecting write data, and a harmless command block would land in target memory.
+        Over a command link (stlink-server) the reset always comes first: it reopens the session,
+        and the probe's USB side is out of our sight until then.
         ProbeGone propagates: a vanished probe is not retried.
         """
         try:
-            if not reset_first:
+            if self._transact is not None:
+                self.log.warning("%s; reopening the stlink-server session",
+                                 "write data phase lost" if reset_first else "transfer lost")
+            elif not reset_first:
                 await self.drain()
                 if await self._answers():
                     self.log.info("resynchronised")

@@ -8,8 +8,15 @@ refuse: there is no way to send half a command over this protocol.
 
 Recovery: a TCP stream has no stale bytes to drain, but a reply that never came (timeout) or a
 request cancelled half way leaves the socket out of step. The link then drops that connection;
-the next command (or ``reset``) dials again and reopens the probe by serial. The probe itself
-keeps its state across the reconnect, as it does when one program closes it and another opens it.
+the next command (or ``reset``) dials again and reopens the probe by serial. ``reset`` always
+reopens the session (CLOSE_DEV when the old socket is still in step, a new socket, OPEN_DEV):
+only the server, which sees the USB side, can put a probe that lost a data phase or a reply back
+in step, and a fresh session is how a client asks for that. The probe's firmware mode and its
+target keep their state across the reconnect, as when one program closes it and another opens it.
+
+A failed USB call (0x10000) or a connect id the server no longer knows (0x1002) may mean the
+probe went away behind the server: the link lists the server's devices again, and raises
+ProbeGone if the serial is gone; otherwise 0x10000 is a UsbStall.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ..backend import ProbeInfo
-from ..errors import ProbeGone, TransportError
-from .wire import BUSY_STATUS, OK, ServerConnection, status_exception, usb_command
+from ..errors import ProbeGone, TransportError, UsbStall
+from .wire import (BAD_PARAMETER, BUSY_STATUS, OK, WIN32_ERROR, ServerConnection,
+                   status_exception, status_text, usb_command)
 
 if TYPE_CHECKING:
     from .backend import StlinkServerBackend
@@ -71,7 +79,30 @@ class StlinkServerLink:
                       self.server, attempt, delay * 1e3)
             await anyio.sleep(delay)
             delay *= 2
+        if status in (WIN32_ERROR, BAD_PARAMETER):
+            raise await self._failed_usb_call(conn, status)
         raise status_exception(status, "SEND_USB_CMD", server=self.server, serial=self.info.serial)
+
+    async def _failed_usb_call(self, conn: ServerConnection, status: int) -> TransportError:
+        """The error for 0x10000 / 0x1002: ProbeGone if the server no longer lists the probe,
+        else UsbStall (0x10000) or the server's error (0x1002; the session is reopened before
+        the next command, since the server may have dropped our connect id)."""
+        serial = self.info.serial
+        what = f"stlink-server {self.server}: SEND_USB_CMD failed with status {status_text(status)}"
+        try:
+            entries = await conn.devices(timeout=self._backend.request_timeout)
+        except TransportError as exc:
+            log.debug("%s: cannot list the devices of stlink-server %s: %s", serial, self.server,
+                      exc)
+            entries = None
+        if entries is not None and not any(e.serial.upper() == serial.upper() for e in entries):
+            await conn.aclose()
+            return ProbeGone(f"{what}; stlink-server {self.server} no longer lists probe {serial} "
+                             f"(unplugged?)", serial=serial)
+        if status == WIN32_ERROR:
+            return UsbStall(f"{what} (the server's USB transfer failed)", serial=serial)
+        await conn.aclose()             # connect id unknown to the server: reopen next time
+        return status_exception(status, "SEND_USB_CMD", server=self.server, serial=serial)
 
     async def write(self, data: bytes, timeout: float) -> None:
         raise TransportError("an stlink-server link carries whole commands (use transact)",
@@ -98,6 +129,13 @@ class StlinkServerLink:
             raise ProbeGone("link is closed", serial=self.info.serial)
         old, self._conn = self._conn, None
         if old is not None:
+            if old.in_step:             # end the session cleanly, so the server resets its side
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await old.close_device(self._connect_id, timeout=CLOSE_TIMEOUT,
+                                               serial=self.info.serial)
+                    except TransportError as exc:
+                        log.debug("%s: CLOSE_DEV failed: %s", self.info.serial, exc)
             await old.aclose()
         log.info("%s: reconnecting to stlink-server %s", self.info.serial, self.server)
         try:

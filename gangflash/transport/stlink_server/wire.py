@@ -56,6 +56,8 @@ STATUS_NAMES = {
     0x2002: "cannot connect", 0x2003: "close error", 0x2004: "busy", 0x10000: "Win32 error",
 }
 TIMEOUT_STATUS = 0x1001
+BAD_PARAMETER = 0x1002
+WIN32_ERROR = 0x10000           # the server's USB call failed (a stall, or the device went away)
 BUSY_STATUS = 0x2004
 OPEN_ERROR = 0x1003
 
@@ -124,6 +126,14 @@ def usb_command(connect_id: int, block: bytes, data: bytes | None, reply: int) -
     return header, 4 + reply
 
 
+def _reason(exc: OSError) -> str:
+    """The human text of a connect failure. A resolver error (gaierror) carries its own text;
+    its errno is an EAI_* code that os.strerror does not know ("Unknown error -2")."""
+    if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno)
+
+
 class ServerConnection:
     """One TCP connection to an stlink-server: strict request/response, exactly sized replies.
 
@@ -153,7 +163,7 @@ class ServerConnection:
                                     f"{timeout:.1f} s", serial=serial) from None
         except OSError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc   # anyio wraps
-            reason = os.strerror(cause.errno) if cause.errno else str(cause)
+            reason = _reason(cause)
             raise ServerUnreachable(f"cannot reach stlink-server {address}: {reason} (is the "
                                     f"server running?)", serial=serial) from exc
         try:
