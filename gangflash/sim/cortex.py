@@ -40,6 +40,8 @@ VC_CORERESET, VC_HARDERR = 1 << 0, 1 << 10
 
 LOCKUP_PC = 0xEFFFFFFE
 _WFI, _WFE = 0xBF30, 0xBF20
+_SPIN = b"\xfe\xe7"                 # "b .": B (encoding T2) to itself
+_XPSR_IT = 0x0600FC00               # EPSR.IT/ICI: inside an IT block "b ." may not branch
 
 # Unicorn interrupt numbers (QEMU's EXCP_* for ARM)
 _EXCP_UDEF, _EXCP_SWI, _EXCP_PREFETCH_ABORT, _EXCP_DATA_ABORT = 1, 2, 3, 4
@@ -73,6 +75,45 @@ def _add_block_hook(uc: Uc, callback: Callable[[int, int, int, int], None]) -> N
     if status != U.UC_ERR_OK:
         raise UcError(status)
     handle_store[handle.value] = fptr        # the binding's keep-alive for callback pointers
+
+
+def _in_host_memory(pc: int) -> bool:
+    """Flash (and its boot alias) or SRAM: memory Unicorn reads without side effects. System
+    memory, peripherals and the PPB are MMIO whose reads run the bus's callbacks."""
+    return pc < 0x1FFF0000 or 0x20000000 <= pc < 0x40000000
+
+
+def _spin_check(uc: Uc) -> Callable[[], bool]:
+    """``check()``: is the core at a "b ." in host memory, outside an IT block? It runs once per
+    debugger poll while a core spins, so it goes straight into Unicorn's C API (about half the
+    cost of the binding's calls); falls back to the binding like ``_add_block_hook``."""
+    try:
+        from unicorn.unicorn_py3 import unicorn as binding
+        lib, engine = binding.uclib, uc._uch
+        reg_read, mem_read = lib.uc_reg_read, lib.uc_mem_read
+    except (ImportError, AttributeError):
+        def check() -> bool:
+            pc = uc.reg_read(A.UC_ARM_REG_PC)
+            if not _in_host_memory(pc) or uc.reg_read(A.UC_ARM_REG_XPSR) & _XPSR_IT:
+                return False
+            try:
+                return uc.mem_read(pc, 2) == _SPIN
+            except UcError:
+                return False
+        return check
+    value, code = ctypes.c_uint32(), ctypes.create_string_buffer(2)
+    ref = ctypes.byref(value)
+
+    def check() -> bool:
+        reg_read(engine, A.UC_ARM_REG_PC, ref)
+        pc = value.value
+        if not _in_host_memory(pc):
+            return False
+        reg_read(engine, A.UC_ARM_REG_XPSR, ref)
+        if value.value & _XPSR_IT:
+            return False
+        return mem_read(engine, pc, code, 2) == U.UC_ERR_OK and code.raw == _SPIN
+    return check
 
 
 class Stop(enum.Enum):
@@ -127,6 +168,8 @@ class CortexM:
         self._bad_address: int | None = None
         self._pending_bus_fault: int | None = None
         self.before_block = None     # set by the bus while a flash store awaits settling
+        self.spin_fast_path = True   # skip Unicorn for a slice parked on "b ." (tests turn it off)
+        self._at_spin = _spin_check(self.uc)
 
     # ------------------------------------------------------------------ registers
     def read_reg(self, index: int) -> int:
@@ -380,6 +423,9 @@ class CortexM:
             return Stop.LOCKUP
         if self.step_pending:
             return self._step()
+        if self.spin_fast_path and budget_cycles > 0 and self._parked_on_spin():
+            self._spin_rest_of_slice()
+            return Stop.BUDGET
         while self._stop is None and self.cycles_used < self._budget:
             if not self.tbit:
                 # Executing with EPSR.T = 0 faults on the first instruction (INVSTATE)
@@ -441,6 +487,31 @@ class CortexM:
         self._pending_bus_fault = address
         self.uc.emu_stop()
 
+    def _parked_on_spin(self) -> bool:
+        """Would ``emu_start`` stop at once in the block hook's "b ." branch?
+
+        OpenOCD polls DHCSR ~13,000 times a second while a core spins in "b .", and starting
+        Unicorn for each slice costs more than the poll itself. Unicorn's first block at PC is
+        then "b ." alone, and the hook charges the whole slice without running anything, so the
+        result is the hook's: same cycles, CYCCNT, PC and stop reason. Everything outside the
+        slice (pending exceptions taken at its start, SysTick, IWDG and flash events capping
+        its end, halt requests between slices) is the chip's in either case. It only applies
+        when nothing else could happen in that first block: Thumb state, no deferred flash
+        fix-up (the hook would settle it first), outside an IT block, and PC in flash or SRAM,
+        host memory whose read has no side effects (system memory and registers are MMIO).
+        """
+        if not self.tbit or self.before_block is not None or self._pending_bus_fault is not None:
+            return False
+        return self._at_spin()
+
+    def _spin_rest_of_slice(self) -> None:
+        """Charge the rest of the slice to "b .": it spins until an exception or a halt, and both
+        are only taken at slice boundaries, so the whole rest of the slice is spent spinning."""
+        cycles = max(1.0, self._budget - self.cycles_used)
+        self.cycles_used += cycles
+        self.cyccnt = (self.cyccnt + int(cycles)) & 0xFFFFFFFF
+        self._stop = Stop.BUDGET
+
     def _at_wait_instruction(self) -> bool:
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
@@ -462,14 +533,8 @@ class CortexM:
             if self._stop is not None:
                 self.uc.emu_stop()
                 return
-            if size == 2 and self.uc.mem_read(address, 2) == b"\xfe\xe7":
-                # "b ." spins until an exception or a halt; both are only taken at slice
-                # boundaries, so the rest of the slice is spent spinning: charge it at once
-                # instead of block by block.
-                cycles = max(1.0, self._budget - self.cycles_used)
-                self.cycles_used += cycles
-                self.cyccnt = (self.cyccnt + int(cycles)) & 0xFFFFFFFF
-                self._stop = Stop.BUDGET
+            if size == 2 and self.uc.mem_read(address, 2) == _SPIN:
+                self._spin_rest_of_slice()           # instead of block by block
                 self.uc.emu_stop()
                 return
             cycles = size >> 1 or 1                  # max(1, size // 2) for sizes >= 0
