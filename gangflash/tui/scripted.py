@@ -13,7 +13,6 @@ cause, running with progress, waiting, probe fault, retrying, aborted) at fixed 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -22,22 +21,10 @@ from gangflash.orchestrator import events as ev
 from gangflash.orchestrator.config_schema import (
     BatchConfig, FirmwareSpec, PipelineSpec, RetrySpec, SlotSpec, TargetSpec,
 )
+from gangflash.orchestrator.scheduler import BatchSummary
 
 DEMO_SHA256 = "e293902ee52238e9d676a370f59dea5879f73279fb7842d6b7dd6e2908e09f9d"
 IMAGE_SIZE = 16 * 1024
-
-
-@dataclass
-class ScriptedSummary:
-    """What ``run()`` returns, shaped like the scheduler's ``BatchSummary``."""
-
-    passed: int = 0
-    failed: int = 0
-    aborted: int = 0
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.failed == 0 and self.aborted == 0 else 1
 
 
 def probe_serial(index: int) -> str:
@@ -69,7 +56,7 @@ class ScriptedBatch:
         self.script = list(script)
         self.auto = config.mode == "auto"
         self.calls: list[tuple[str, object]] = []
-        self.summary = ScriptedSummary()
+        self.summary = BatchSummary()
         self.running = False
         self.emitted = 0                          # events published so far (tests wait for the drain)
         self._clock = clock
@@ -111,7 +98,7 @@ class ScriptedBatch:
         for event in events:
             self.emit(event)
 
-    async def run(self) -> ScriptedSummary:
+    async def run(self) -> BatchSummary:
         self.calls.append(("run", None))
         self.running = True
         self._stop = anyio.Event()
@@ -123,7 +110,7 @@ class ScriptedBatch:
         for slot in sorted(self._in_flight):
             self.emit(ev.BoardAborted(slot, "stopped by the operator", at=at))
         values = list(self._final.values())
-        self.summary = ScriptedSummary(values.count("passed"), values.count("failed"), values.count("aborted"))
+        self.summary = BatchSummary(values.count("passed"), values.count("failed"), values.count("aborted"))
         self.emit(ev.BatchFinished(self.summary.passed, self.summary.failed, self.summary.aborted, at=at))
         await self.events.aclose()
         self.running = False
