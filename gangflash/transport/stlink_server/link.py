@@ -128,15 +128,8 @@ class StlinkServerLink:
         if self._closed:
             raise ProbeGone("link is closed", serial=self.info.serial)
         old, self._conn = self._conn, None
-        if old is not None:
-            if old.in_step:             # end the session cleanly, so the server resets its side
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await old.close_device(self._connect_id, timeout=CLOSE_TIMEOUT,
-                                               serial=self.info.serial)
-                    except TransportError as exc:
-                        log.debug("%s: CLOSE_DEV failed: %s", self.info.serial, exc)
-            await old.aclose()
+        with anyio.CancelScope(shield=True):
+            await self._end_session(old)
         log.info("%s: reconnecting to stlink-server %s", self.info.serial, self.server)
         try:
             self._conn, self._connect_id = await self._backend.attach(self.info.serial,
@@ -155,12 +148,17 @@ class StlinkServerLink:
         self._closed = True
         conn, self._conn = self._conn, None
         with anyio.CancelScope(shield=True):
-            if conn is not None:
-                if conn.in_step:
-                    try:
-                        await conn.close_device(self._connect_id, timeout=CLOSE_TIMEOUT,
-                                                serial=self.info.serial)
-                    except TransportError as exc:
-                        log.debug("%s: CLOSE_DEV failed: %s", self.info.serial, exc)
-                await conn.aclose()
+            await self._end_session(conn)
             self._backend.forget(self)
+
+    async def _end_session(self, conn) -> None:
+        """CLOSE_DEV when the connection is in step (bounded, best effort: the server then resets
+        its side), then close the socket. Callers shield it."""
+        if conn is None:
+            return
+        if conn.in_step:
+            try:
+                await conn.close_device(self._connect_id, timeout=CLOSE_TIMEOUT, serial=self.info.serial)
+            except TransportError as exc:
+                log.debug("%s: CLOSE_DEV failed: %s", self.info.serial, exc)
+        await conn.aclose()
