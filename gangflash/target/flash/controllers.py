@@ -133,6 +133,14 @@ class FlashInterface:
         command less per unit): call :meth:`end_erase` after the last one."""
         raise NotImplementedError
 
+    async def _start(self, bits: int, timeout: float, *, what: str, address: int | None = None,
+                     expected: float | None = None) -> int:
+        """F4/L4 style: the operation's bits in CR, then the same with STRT, and wait for BSY to
+        clear; returns SR (the caller checks it)."""
+        await self.write(self.cr, bits)
+        await self.write(self.cr, bits | self.STRT)
+        return await self.wait_idle(timeout, what=what, address=address, expected=expected)
+
     async def end_erase(self) -> None:
         """Clear what :meth:`erase_unit` left in CR (before programming or locking)."""
         await self.write(self.cr, 0)
@@ -291,18 +299,14 @@ class F4Flash(FlashInterface):
         next unit's write replaces them, and :meth:`end_erase` clears them after the last."""
         snb = unit.index if unit.bank == 0 else 0x10 + unit.bank_index
         bits = self.SER | (snb << 3) | (self.psize << 8)
-        await self.write(self.cr, bits)
-        await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what=f"erase sector {unit.index}", address=unit.start,
-                                  expected=expected)
+        sr = await self._start(bits, timeout, what=f"erase sector {unit.index}", address=unit.start,
+                               expected=expected)
         await self.check(sr, what=f"erase sector {unit.index}", address=unit.start)
 
     async def mass_erase(self, timeout: float, *, dual_bank: bool = False,
                          expected: float | None = None) -> None:
         bits = self.MER | (self.MER1 if dual_bank else 0) | (self.psize << 8)
-        await self.write(self.cr, bits)
-        await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what="mass erase", expected=expected)
+        sr = await self._start(bits, timeout, what="mass erase", expected=expected)
         await self.write(self.cr, 0)
         await self.check(sr, what="mass erase")
 
@@ -358,18 +362,14 @@ class L4Flash(FlashInterface):
         """PER + PNB (+BKER), then STRT. CR keeps PER/PNB afterwards (STRT clears with BSY,
         RM0394 3.7.5); the next page's write replaces them, :meth:`end_erase` clears them."""
         bits = self.PER | (unit.bank_index << 3) | (self.BKER if unit.bank else 0)
-        await self.write(self.cr, bits)
-        await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what=f"erase page {unit.index}", address=unit.start,
-                                  expected=expected)
+        sr = await self._start(bits, timeout, what=f"erase page {unit.index}", address=unit.start,
+                               expected=expected)
         await self.check(sr, what=f"erase page {unit.index}", address=unit.start)
 
     async def mass_erase(self, timeout: float, *, dual_bank: bool = True,
                          expected: float | None = None) -> None:
         bits = self.MER1 | (self.MER2 if dual_bank else 0)
-        await self.write(self.cr, bits)
-        await self.write(self.cr, bits | self.STRT)
-        sr = await self.wait_idle(timeout, what="mass erase", expected=expected)
+        sr = await self._start(bits, timeout, what="mass erase", expected=expected)
         await self.write(self.cr, 0)
         await self.check(sr, what="mass erase")
 
