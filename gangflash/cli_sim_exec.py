@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from gangflash.orchestrator.config_schema import SimBoard
-from gangflash.orchestrator.config_sim import make_sim_probes
+from gangflash.orchestrator.config_sim import make_independent_sim_probes
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,10 @@ def exec_boards(boards: Sequence[SimBoard], argv: Sequence[str], *, pace: float 
     the result with the boards; the tool's output goes to ``stdout``/``stderr`` (files) or
     ours. Raises SimExecUnavailable, or ``ToolError`` when the tool cannot be started."""
     check_environment()
-    from gangflash.sim.clock import ManualClock
     from gangflash.sim.usbfs.tool import SimDevice, run_tool
 
-    clocks = [ManualClock() for _ in boards]
-    probes = [make_sim_probes([board], clock=clock)[0] for board, clock in zip(boards, clocks)]
+    devices = make_independent_sim_probes(boards)
+    probes, clocks = [p for p, _ in devices], [c for _, c in devices]
     run = run_tool(argv, [SimDevice(p, c) for p, c in zip(probes, clocks)], pace=pace, env=env,
                    stdout=stdout, stderr=stderr)
     return ExecResult(run.exit_status, list(boards), probes, clocks, run.stopped_by, run.root)

@@ -13,6 +13,8 @@ import logging
 import signal
 import sys
 
+from gangflash.orchestrator.config_sim import make_independent_sim_probes
+
 DESCRIPTION = ("Serve simulated ST-Link probes in the stlink-server TCP protocol, so OpenOCD "
                "(hla_stlink_backend tcp / st-link backend tcp) and other clients program "
                "simulated boards. Ctrl-C or SIGTERM stops it and prints per-probe statistics.")
@@ -34,19 +36,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="wall-clock seconds between a client's commands credited to the "
                              "board's virtual clock, per second (default 1: like hardware; 0: "
                              "modelled command costs only)")
-
-
-def _build(boards: list):
-    """(probe, clock) per board, each board on its own ManualClock."""
-    from gangflash.orchestrator.config_sim import make_sim_probes
-    from gangflash.sim.clock import ManualClock
-
-    devices = []
-    for board in boards:
-        clock = ManualClock()
-        (probe,) = make_sim_probes([board], clock=clock)
-        devices.append((probe, clock))
-    return devices
 
 
 def _describe(server, devices) -> None:
@@ -88,7 +77,7 @@ def run(args: argparse.Namespace, boards: list) -> int:
     if not 0 <= args.port <= 65535:
         print("gangflash sim serve: --port must be 0..65535", file=sys.stderr)
         return 2
-    devices = _build(boards)
+    devices = make_independent_sim_probes(boards)
     server = StlinkServer(devices, host=args.bind, port=args.port, api=args.api, pace=args.pace)
     try:
         server.bind()           # before any task group: a busy port is a message, not a traceback

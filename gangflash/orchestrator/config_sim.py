@@ -23,7 +23,8 @@ from .config_errors import (
 )
 from .config_schema import SimBoard, SimSpec
 
-__all__ = ["read_sim_section", "sim_boards_from_spec", "make_sim_probes", "sim_probe_models"]
+__all__ = ["read_sim_section", "sim_boards_from_spec", "make_sim_probes", "make_independent_sim_probes",
+           "sim_probe_models"]
 
 
 def _sim() -> types.SimpleNamespace:
@@ -177,3 +178,17 @@ def make_sim_probes(boards: Sequence[SimBoard], *, clock: Callable[[], float]) -
                            probe_faults=sim.ProbeFaults(**copy.deepcopy(dict(board.probe_faults))),
                            index=index)
             for index, board in enumerate(boards)]
+
+
+def make_independent_sim_probes(boards: Sequence[SimBoard]) -> list[tuple[Any, Any]]:
+    """(probe, clock) per board, each on its own ``ManualClock``: for hosts outside our event
+    loop (an stlink-server's clients, tools under ``sim exec``), where each board's time moves
+    only with what is done to it."""
+    from gangflash.sim.clock import ManualClock
+
+    devices = []
+    for board in boards:
+        clock = ManualClock()
+        (probe,) = make_sim_probes([board], clock=clock)
+        devices.append((probe, clock))
+    return devices
