@@ -9,6 +9,7 @@ this one parses the common part and dispatches.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from gangflash.cli import subcommand
@@ -54,8 +55,6 @@ def boards_from_args(args: argparse.Namespace) -> list[SimBoard]:
     if args.probe_model:
         if args.config:
             raise BoardsProblem("--probe-model applies to --sim boards; a config sets probe_model per board")
-        import dataclasses
-
         models = sim_probe_models()
         if args.probe_model not in models:
             raise BoardsProblem(f"--probe-model: no model {args.probe_model!r}; one of {', '.join(models)}")
